@@ -1,8 +1,9 @@
 """Built-in default assets (openly licensed models and sample media shipped in the package).
 
-``emoca_edge/assets/MANIFEST.json`` lists every shipped file with its sha256, source,
-licence and the path of its licence/NOTICE file; :func:`asset_path` verifies the checksum
-before handing out a path, so a corrupted install fails with a clear message.
+Assets live in groups, one folder each (``assets/<group>/``), and every group has a
+``MANIFEST.json``: ``{"assets": {file_name: {sha256, bytes, source, license, notice, ...}}}``
+with the path of its licence/NOTICE file. :func:`asset_path` verifies the checksum before
+handing out a path, so a corrupted install fails with a clear message.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
-MANIFEST = ASSETS_DIR / "MANIFEST.json"
 
 
 class AssetError(RuntimeError):
@@ -28,20 +28,22 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 @lru_cache(maxsize=None)
-def manifest() -> dict:
-    """The parsed asset manifest: {"assets": {relative_path: {sha256, source, license, notice, ...}}}."""
-    if not MANIFEST.is_file():
-        raise AssetError(f"asset manifest missing: {MANIFEST}")
-    return json.loads(MANIFEST.read_text())
+def manifest(group: str) -> dict:
+    """The parsed manifest of an asset group (``assets/<group>/MANIFEST.json``)."""
+    path = ASSETS_DIR / group / "MANIFEST.json"
+    if not path.is_file():
+        raise AssetError(f"asset manifest missing: {path}")
+    return json.loads(path.read_text())
 
 
 @lru_cache(maxsize=None)
 def asset_path(name: str) -> Path:
-    """Absolute path of the shipped asset ``name`` (relative to assets/), checksum-verified."""
-    entry = manifest().get("assets", {}).get(name)
+    """Absolute path of the shipped asset ``"<group>/<file>"``, checksum-verified."""
+    group, _, file_name = name.partition("/")
+    entry = manifest(group).get("assets", {}).get(file_name)
     if entry is None:
-        raise AssetError(f"{name!r} is not listed in {MANIFEST}")
-    path = ASSETS_DIR / name
+        raise AssetError(f"{name!r} is not listed in {ASSETS_DIR / group / 'MANIFEST.json'}")
+    path = ASSETS_DIR / group / file_name
     if not path.is_file():
         raise AssetError(f"built-in asset missing: {path} (reinstall emoca-edge)")
     digest = sha256_file(path)
