@@ -52,7 +52,11 @@ def batch_rodrigues(rot_vecs: torch.Tensor) -> torch.Tensor:
     angle = |r + 1e-8| and axis = r / angle as in the official FLAME code, so r = 0 gives
     exactly the identity.
     """
-    angle = torch.linalg.vector_norm(rot_vecs + 1e-8, dim=1, keepdim=True)  # (M,1)
+    # The epsilon is a (1,3) tensor, not a Python scalar: the dynamo ONNX exporter's optimizer
+    # (torch 2.13 / onnxscript) folds "x + 1e-8" with a scalar into Identity, which turns zero
+    # rotations into 0/0 = NaN.
+    shifted = rot_vecs + torch.full((1, 3), 1e-8, dtype=rot_vecs.dtype, device=rot_vecs.device)
+    angle = torch.sqrt(torch.sum(shifted * shifted, dim=1, keepdim=True))  # (M,1) = |r + 1e-8|
     axis = rot_vecs / angle
     cos = torch.cos(angle).unsqueeze(-1)  # (M,1,1)
     sin = torch.sin(angle).unsqueeze(-1)
