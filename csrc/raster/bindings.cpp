@@ -1,0 +1,88 @@
+// pybind11 module emoca_edge._raster: strict wrappers around the CPU rasterizer.
+// Every array is checked for dtype, shape, C-contiguity and (for outputs) writeability, and
+// every face index for range, before any raw pointer is touched; errors are ValueError /
+// IndexError with the name of the offending argument. The GIL is released while computing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "raster_common.h"
+#include "raster_cpu.h"
+#include "validate.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using namespace ee_py;
+
+int rasterize_into(const py::array& vertices, const py::array& faces, py::array tri_id, py::array depth,
+                   py::array bary, int x0, int y0, int x1, int y1, int64_t origin_x, int64_t origin_y, int cull,
+                   int threads) {
+  const ee::RasterArgs a =
+      make_raster_args(vertices, faces, tri_id, depth, bary, x0, y0, x1, y1, origin_x, origin_y, cull, threads);
+  py::gil_scoped_release release;
+  return ee::rasterize_cpu(a);
+}
+
+void interpolate_into(const py::array& attr, const py::array& faces, const py::array& tri_id, const py::array& bary,
+                      py::array out, int x0, int y0, int x1, int y1, int threads) {
+  check_array<float>(attr, "attributes", "float32", false);
+  check_shape(attr, "attributes", {-1, -1}, "(V, C)");
+  check_faces(faces, attr.shape(0));
+  check_array<int32_t>(tri_id, "tri_id", "int32", false);
+  check_array<float>(bary, "bary", "float32", false);
+  check_array<float>(out, "out", "float32", true);
+  check_shape(tri_id, "tri_id", {-1, -1}, "(H, W)");
+  const py::ssize_t h = tri_id.shape(0), w = tri_id.shape(1), c = attr.shape(1);
+  check_shape(bary, "bary", {h, w, 3}, "(H, W, 3) like tri_id");
+  check_shape(out, "out", {h, w, c}, "(H, W, C) like tri_id and attributes");
+  check_rect(x0, y0, x1, y1, int(h), int(w));
+  if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = automatic)");
+  const float* ap = static_cast<const float*>(attr.data());
+  const int32_t* fp = static_cast<const int32_t*>(faces.data());
+  const int32_t* tp = static_cast<const int32_t*>(tri_id.data());
+  const float* bp = static_cast<const float*>(bary.data());
+  float* op = static_cast<float*>(out.mutable_data());
+  const int64_t nv = attr.shape(0), nf = faces.shape(0);
+  py::gil_scoped_release release;
+  ee::interpolate_cpu(ap, nv, int(c), fp, nf, tp, bp, op, int(h), int(w), x0, y0, x1, y1, threads);
+}
+
+py::array_t<float> vertex_normals(const py::array& vertices, const py::array& faces) {
+  check_array<float>(vertices, "vertices", "float32", false);
+  check_shape(vertices, "vertices", {-1, 3}, "(V, 3)");
+  check_faces(faces, vertices.shape(0));
+  py::array_t<float> out({vertices.shape(0), py::ssize_t(3)});
+  const float* vp = static_cast<const float*>(vertices.data());
+  const int32_t* fp = static_cast<const int32_t*>(faces.data());
+  float* op = out.mutable_data();
+  const int64_t nv = vertices.shape(0), nf = faces.shape(0);
+  {
+    py::gil_scoped_release release;
+    ee::vertex_normals_cpu(vp, nv, fp, nf, op);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_raster, m) {
+  m.doc() = "emoca-edge native CPU rasterizer (see emoca_edge.render for the documented API).";
+  m.attr("SUBPIXEL_BITS") = ee::kSubBits;
+  m.attr("GUARD_PIXELS") = int64_t(ee::kGuard >> ee::kSubBits);
+  m.attr("MAX_SIDE") = ee::kMaxSide;
+  m.def("rasterize_into", &rasterize_into, py::arg("vertices"), py::arg("faces"), py::arg("tri_id"),
+        py::arg("depth"), py::arg("bary"), py::arg("x0"), py::arg("y0"), py::arg("x1"), py::arg("y1"),
+        py::arg("origin_x"), py::arg("origin_y"), py::arg("cull"), py::arg("threads"),
+        "Clear the clip rectangle of the buffers and rasterize into it; returns the thread count used.");
+  m.def("interpolate_into", &interpolate_into, py::arg("attributes"), py::arg("faces"), py::arg("tri_id"),
+        py::arg("bary"), py::arg("out"), py::arg("x0"), py::arg("y0"), py::arg("x1"), py::arg("y1"),
+        py::arg("threads"), "Barycentric interpolation of per-vertex attributes into out (H, W, C).");
+  m.def("vertex_normals", &vertex_normals, py::arg("vertices"), py::arg("faces"),
+        "Area-weighted unit vertex normals (V, 3) float32.");
+  m.def("hardware_threads", &ee::hardware_threads);
+}
