@@ -191,7 +191,8 @@ class FLAME(nn.Module):
             eyelids: optional (N, 2) SMIRK eyelid weights [left, right], added after skinning:
                 v += l_eyelid * e[:, 0] + r_eyelid * e[:, 1].
         """
-        if shape.shape[1] != self.n_shape or expression.shape[1] != self.n_exp:
+        if not torch.jit.is_tracing() and (shape.shape[1] != self.n_shape
+                                           or expression.shape[1] != self.n_exp):
             raise ValueError(f"FLAME expects shape (N,{self.n_shape}) and expression "
                              f"(N,{self.n_exp}), got {tuple(shape.shape)}, "
                              f"{tuple(expression.shape)}")
