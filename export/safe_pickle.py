@@ -221,7 +221,7 @@ def load_npy(path: str | os.PathLike, *, allowed: Mapping[tuple[str, str], Any] 
             elif version == (2, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             else:
-                shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+                raise ValueError(f"unsupported .npy format version {version}")
         except (ValueError, EOFError, SyntaxError) as e:
             raise PickleFormatError(f"{path}: not a valid .npy file: {e}") from e
         if not dtype.hasobject:
