@@ -33,12 +33,13 @@ Convention = Literal["deca68", "smirk478"]
 CONVENTIONS = ("deca68", "smirk478")
 
 #: MediaPipe indices whose extent stands in for the 68-landmark extent (deca68 crop).
-#: Jaw contour, subject's right ear level -> chin (152) -> left ear level: these are the face-oval
-#: points from the cheek at eye height (234 / 454) downwards, i.e. where FAN's jaw points 1..17
-#: run. Eyebrows: upper brow line (right 70 63 105 66 107, left 336 296 334 293 300), which sets
-#: the top of the 68-point box (FAN points 18..27). The forehead part of the face oval is excluded
+#: Jaw contour, subject's right ear level -> chin (152) -> left ear level: the face-oval points
+#: from the outer-eye-corner height (127 / 356, where FAN's jaw points 1 and 17 sit, at the widest
+#: part of the face) down to the chin. Chosen by plotting the landmarks on the sample portraits.
+#: Eyebrows: upper brow line (right 70 63 105 66 107, left 336 296 334 293 300), where the 68-point
+#: annotation puts its brow points 18..27, which set the top of the 68-point box. The forehead part of the face oval is excluded
 #: because the 68-point set does not reach it.
-MP_JAW = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454)
+MP_JAW = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
 MP_BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 MP_DECA68_EXTENT = np.array(MP_JAW + MP_BROWS, dtype=np.int64)
 
