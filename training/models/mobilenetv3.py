@@ -22,6 +22,7 @@ computed in Python from the static input size, so export at a fixed 224 input.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,10 @@ class Conv2dSame(nn.Conv2d):
     """Conv2d with TensorFlow "SAME" padding computed from the input's static spatial size."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+        with warnings.catch_warnings():
+            # Under ONNX tracing the pads become constants of the (fixed) export size, as intended.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            h, w = int(x.shape[-2]), int(x.shape[-1])
         ph = tf_same_pad(h, self.kernel_size[0], self.stride[0], self.dilation[0])
         pw = tf_same_pad(w, self.kernel_size[1], self.stride[1], self.dilation[1])
         if ph != (0, 0) or pw != (0, 0):

@@ -17,6 +17,8 @@ on the (static) shape, so the module stays ONNX-exportable with a dynamic batch 
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,7 +90,10 @@ class ResNet50(nn.Module):
     @staticmethod
     def check_input(x: torch.Tensor) -> None:
         """Raise ValueError unless ``x`` is (N, 3, 224, 224) (Python check on static sizes)."""
-        shape = tuple(int(s) for s in x.shape)
+        with warnings.catch_warnings():
+            # Under ONNX tracing the sizes are the example's (static H, W): a constant is intended.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            shape = tuple(int(s) for s in x.shape)
         if len(shape) != 4 or shape[1] != 3 or shape[2] != INPUT_SIZE or shape[3] != INPUT_SIZE:
             raise ValueError(
                 f"ResNet50 expects images of shape (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) (fixed 7x7 average pool), "
