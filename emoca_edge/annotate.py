@@ -24,11 +24,23 @@ def draw_mesh(frame: np.ndarray, face) -> np.ndarray:
     """``frame`` with the face's mesh rendered over it (shaded, blended) by our renderer."""
     if face.mesh_vertices is None or face.mesh_faces is None:
         return frame
-    from .render import overlay_mesh
-
     m = face.mesh_to_frame if face.mesh_to_frame is not None else np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    try:
+        from .render import overlay_mesh
+    except ImportError:  # renderer build without overlays: draw the wireframe instead
+        return draw_wireframe(frame, face.mesh_vertices, face.mesh_faces, m)
     return overlay_mesh(frame, np.asarray(face.mesh_vertices, dtype=np.float32),
                         np.asarray(face.mesh_faces, dtype=np.int32), np.asarray(m, dtype=np.float64))
+
+
+def draw_wireframe(frame: np.ndarray, vertices: np.ndarray, faces: np.ndarray, to_frame: np.ndarray,
+                   color=(200, 200, 255)) -> np.ndarray:
+    """A copy of ``frame`` with the triangle edges of a mesh drawn (vertices mapped by ``to_frame``)."""
+    out = frame.copy()
+    v = np.asarray(vertices, dtype=np.float64)[:, :2] @ np.asarray(to_frame)[:, :2].T + np.asarray(to_frame)[:, 2]
+    tri = np.round(v[np.asarray(faces)] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
+    cv2.polylines(out, list(tri), True, color, 1, cv2.LINE_AA, shift=2)
+    return out
 
 
 def draw_landmarks(frame: np.ndarray, points: np.ndarray, color=_POINT, radius: int = 1) -> None:
