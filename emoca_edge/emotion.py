@@ -209,13 +209,14 @@ def fer_crops(frame: np.ndarray, faces) -> np.ndarray:
     items = list(faces)
     if not items:
         return np.zeros((0, FER_INPUT_SIZE, FER_INPUT_SIZE), np.uint8)
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    h_img, w_img = grey.shape
-    fill = float(np.rint(grey[max(h_img - 2, 0):h_img].mean(dtype=np.float64)))
+    h_img, w_img = frame.shape[:2]
+    # grey conversion is per pixel: convert only the rows/areas used (same values as the whole frame)
+    bottom = cv2.cvtColor(np.ascontiguousarray(frame[max(h_img - 2, 0):h_img]), cv2.COLOR_RGB2GRAY)
+    fill = float(np.rint(bottom.mean(dtype=np.float64)))
     out = np.empty((len(items), FER_INPUT_SIZE, FER_INPUT_SIZE), np.uint8)
     pad = FER_PADDING
     for n, item in enumerate(items):
-        x, y, w, h = _box_xywh(item, grey.shape, n if len(items) > 1 else None)
+        x, y, w, h = _box_xywh(item, frame.shape, n if len(items) > 1 else None)
         if h > w:
             x -= (h - w) // 2
             w = h
@@ -232,7 +233,8 @@ def fer_crops(frame: np.ndarray, faces) -> np.ndarray:
         ox0, oy0 = max(px0, pad), max(py0, pad)
         ox1, oy1 = min(px1, pad + w_img), min(py1, pad + h_img)
         if ox1 > ox0 and oy1 > oy0:
-            crop[oy0 - py0:oy1 - py0, ox0 - px0:ox1 - px0] = grey[oy0 - pad:oy1 - pad, ox0 - pad:ox1 - pad]
+            part = np.ascontiguousarray(frame[oy0 - pad:oy1 - pad, ox0 - pad:ox1 - pad])
+            crop[oy0 - py0:oy1 - py0, ox0 - px0:ox1 - px0] = cv2.cvtColor(part, cv2.COLOR_RGB2GRAY)
         out[n] = cv2.resize(crop, (FER_INPUT_SIZE, FER_INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
     return out
 
