@@ -256,6 +256,18 @@ def test_config_objects_load_through_restricted_unpickler(files):
     assert ck["epoch"] == C.BEST_INDEX
 
 
+def test_restricted_unpickler_accepts_numpy_values(tmp_path):
+    import numpy as np
+
+    p = tmp_path / "np.ckpt"
+    with C._FakeModule():
+        torch.save({"state_dict": {"w": torch.ones(2)}, "score": np.float64(1.5), "arr": np.arange(3),
+                    "hyper_parameters": C.FakeDictConfig({"a": 1})}, p)
+    ck = load_checkpoint(p, allow_objects=True)
+    assert ck["score"] == 1.5 and np.array_equal(ck["arr"], np.arange(3)) and torch.equal(ck["state_dict"]["w"],
+                                                                                        torch.ones(2))
+
+
 def test_load_mapped_reports_everything(tmp_path):
     m = torch.nn.Linear(3, 2)
     before = m.weight.detach().clone()

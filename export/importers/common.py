@@ -56,7 +56,8 @@ class OpaqueObject:
     nothing else; importers never read it.
     """
 
-    __slots__ = ("_pickled_class", "_args", "_state", "_items")
+    __slots__ = ("_args", "_state", "_items")
+    _opaque_of = "?"
 
     def __init__(self, *args, **kwargs):
         self._args = args
@@ -76,7 +77,7 @@ class OpaqueObject:
         self._items.extend(values)
 
     def __repr__(self):
-        return f"<opaque {getattr(self, '_pickled_class', '?')}>"
+        return f"<opaque {self._opaque_of}>"
 
 
 def _opaque_class(module: str, name: str) -> type:
@@ -102,6 +103,17 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
     ("builtins", "bytearray"): bytearray, ("builtins", "object"): object,
     ("_codecs", "encode"): __import__("_codecs").encode,
 }
+try:  # numpy scalars/arrays sometimes appear in Lightning callback or hyper-parameter state
+    import numpy as _np
+
+    _core = getattr(_np, "_core", None) or _np.core
+    for _m in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        _ALLOWED_GLOBALS[(_m, "scalar")] = _core.multiarray.scalar
+        _ALLOWED_GLOBALS[(_m, "_reconstruct")] = _core.multiarray._reconstruct
+    _ALLOWED_GLOBALS[("numpy", "dtype")] = _np.dtype
+    _ALLOWED_GLOBALS[("numpy", "ndarray")] = _np.ndarray
+except ImportError:  # pragma: no cover - numpy is a hard dependency of the package
+    pass
 for _n in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool",
            "complex64", "complex128"):
     _ALLOWED_GLOBALS[("torch", _n)] = getattr(torch, _n)
@@ -142,10 +154,7 @@ def _make_restricted_pickle_module(source: str) -> types.ModuleType:
     mod = types.ModuleType("emoca_edge_restricted_pickle")
     mod.Unpickler = RestrictedUnpickler
     mod.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()
-    mod.loads = pickle.loads  # never used by torch.load; present for API completeness
     mod.UnpicklingError = pickle.UnpicklingError
-    mod.__dict__["dump"] = pickle.dump
-    mod.HIGHEST_PROTOCOL = pickle.HIGHEST_PROTOCOL
     return mod
 
 

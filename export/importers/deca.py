@@ -46,6 +46,6 @@ def import_deca(tar_path: str | os.PathLike) -> DecaModules:
         load_mapped(f"{p} [{name}]", sd, {"": module})
         module.eval()
     prov = {"importer": "deca", "files": [file_record(p)], "checkpoint": p.name}
-    if "global_step" in ckpt:
-        prov["global_step"] = int(ckpt["global_step"]) if not isinstance(ckpt["global_step"], dict) else None
+    if isinstance(ckpt.get("global_step"), int):
+        prov["global_step"] = ckpt["global_step"]
     return DecaModules(provenance=prov, **modules)
