@@ -284,7 +284,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import cv2
-    import onnx
     import onnxruntime as ort
 
     asset_dir = args.repo / "emoca_edge" / "assets" / "fer"
@@ -385,6 +384,11 @@ def main(argv=None) -> int:
     cv2.rectangle(vis, (hx, hy), (hx + hw, hy + hh), (0, 255, 0), 2)
     cv2.imwrite(str(args.work / "astronaut_haar_box.png"), vis)
 
+    worst = max(v["max_abs_diff"] for v in figures.values())
+    if worst > 1e-4:
+        raise SystemExit(f"conversion parity failed: max |ONNX - Keras| = {worst:.3g} > 1e-4; "
+                         f"manifest not written: {json.dumps(figures)}")
+
     # (d) asset group files
     import tensorflow as tf
 
@@ -409,9 +413,6 @@ def main(argv=None) -> int:
     }}}
     (asset_dir / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(figures_text)
-    worst = max(v["max_abs_diff"] for v in figures.values())
-    if worst > 1e-4:
-        raise SystemExit(f"conversion parity failed: max |ONNX - Keras| = {worst:.3g} > 1e-4")
     return 0
 
 
