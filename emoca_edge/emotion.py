@@ -40,7 +40,9 @@ Source: pleasure and arousal scores of emotion terms in J. A. Russell and A. Meh
 273-294, 1977 (table of pleasure/arousal/dominance scores of 151 emotion terms, scale -1..1).
 The figures above are the values as commonly reproduced in later work (e.g. the anger and
 fear rows of P. Gebhard, "ALMA: a layered model of affect", AAMAS 2005, Table 1); they were
-not checked against the printed 1977 table and should be read as approximate. Because the
+not checked against the printed 1977 table and should be read as approximate (reproductions
+agree on the negative and Surprise rows; for the positive row both (0.81, 0.51) and (0.76, 0.48)
+circulate; we use the former). Because the
 coordinates lie in [-1, 1] and the p_k sum to 1, the result lies in [-1, 1]. See
 docs/emotion.md.
 
