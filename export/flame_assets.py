@@ -66,6 +66,7 @@ class SparseCSC(StateRecorder):
     """Stand-in for ``scipy.sparse.csc_matrix``: densified from its pickled data/indices/indptr."""
 
     pickled_as = "scipy.sparse.csc_matrix"
+    compressed_axis = 1  # indptr runs over columns
 
     def dense(self, source: str, key: str) -> np.ndarray:
         st = self.state
@@ -85,13 +86,30 @@ class SparseCSC(StateRecorder):
         out = np.zeros((n_rows, n_cols), dtype=np.float64)
         cols = np.repeat(np.arange(n_cols), np.diff(indptr))
         np.add.at(out, (indices, cols), data.astype(np.float64))
-        return out
+        return out if self.compressed_axis == 1 else out.T
+
+
+class SparseCSR(SparseCSC):
+    """Stand-in for ``scipy.sparse.csr_matrix`` (the transpose of the CSC layout)."""
+
+    pickled_as = "scipy.sparse.csr_matrix"
+    compressed_axis = 0
+
+    def dense(self, source: str, key: str) -> np.ndarray:
+        st = dict(self.state) if isinstance(self.state, dict) else {}
+        if "_shape" in st:
+            st["_shape"] = tuple(st["_shape"])[::-1]
+        swapped = SparseCSR.__new__(SparseCSR)
+        swapped.state = st
+        return SparseCSC.dense(swapped, source, key)
 
 
 def _flame_globals() -> dict[tuple[str, str], Any]:
     allowed = {**BASIC_GLOBALS, **NUMPY_GLOBALS, ("chumpy.ch", "Ch"): ChumpyCh}
     for mod in ("scipy.sparse.csc", "scipy.sparse._csc"):
         allowed[(mod, "csc_matrix")] = SparseCSC
+    for mod in ("scipy.sparse.csr", "scipy.sparse._csr"):
+        allowed[(mod, "csr_matrix")] = SparseCSR
     return allowed
 
 

@@ -83,11 +83,9 @@ def ref_flame(a, shape, expr, gpose, jaw, eyelids=None):
         a_j = world[j].copy()
         a_j[:3, 3] -= world[j][:3, :3] @ joints[j]
         skin.append(a_j)
-    w = f64["lbs_weights"]
-    verts = np.empty_like(v_posed)
-    for i in range(v_posed.shape[0]):
-        t = sum(w[i, j] * skin[j] for j in range(5))
-        verts[i] = t[:3, :3] @ v_posed[i] + t[:3, 3]
+    # Per-vertex blended transform T_i = sum_j w_ij A_j applied to [v_i, 1].
+    t = np.einsum("vj,jab->vab", f64["lbs_weights"], np.stack(skin))
+    verts = np.einsum("vab,vb->va", t[:, :3, :3], v_posed) + t[:, :3, 3]
     if eyelids is not None:
         verts = verts + f64["r_eyelid"] * eyelids[1] + f64["l_eyelid"] * eyelids[0]
     row = ref_contour_row(rots[0], rots[1])

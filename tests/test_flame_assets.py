@@ -76,6 +76,26 @@ def test_round_trip(flame_dir, contents, n_shape, n_exp):
         np.testing.assert_array_equal(a[k], np.asarray(value).astype(dtype), err_msg=k)
 
 
+def test_csr_and_chumpy_variants(contents, tmp_path, monkeypatch):
+    """Robustness beyond the official layout: J_regressor pickled as CSR, v_template/posedirs/
+    weights as chumpy Ch objects -> the same arrays. scipy itself confirms the CSR pickle."""
+    d = tmp_path / "d"
+    ff.write_flame_dir(d, contents=contents, eyelids=False)
+    ff.write_generic_model_pkl(d / "generic_model.pkl", contents["model"],
+                               chumpy_keys=("shapedirs", "v_template", "posedirs", "weights"),
+                               sparse_format="csr")
+    a = load_flame_dir(d, n_shape=100)
+    m = contents["model"]
+    np.testing.assert_array_equal(a["J_regressor"], m["J_regressor"].astype(np.float32))
+    np.testing.assert_array_equal(a["v_template"], m["v_template"].astype(np.float32))
+    np.testing.assert_array_equal(a["lbs_weights"], m["weights"].astype(np.float32))
+    sparse = pytest.importorskip("scipy.sparse")
+    data = ff.py2_pickle_dumps({"J": ff.CsrMatrix(m["J_regressor"])})
+    j = pickle.loads(data, encoding="latin1")["J"]  # our own bytes, written just above
+    assert sparse.issparse(j) and j.format == "csr"
+    np.testing.assert_array_equal(j.toarray(), m["J_regressor"])
+
+
 def test_without_eyelids(flame_dir):
     a = load_flame_dir(flame_dir, n_shape=100)
     assert "l_eyelid" not in a and "r_eyelid" not in a

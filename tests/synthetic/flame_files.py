@@ -34,6 +34,7 @@ _RINGS, _COLS = 66, 76
 
 __all__ = ["make_flame_contents", "write_generic_model_pkl", "write_landmark_embedding",
            "write_flame_dir", "write_flame_2023_like", "py2_pickle_dumps", "Ch", "CscMatrix",
+           "CsrMatrix",
            "N_V", "N_F", "N_J"]
 
 
@@ -62,6 +63,15 @@ class CscMatrix:
         self.data = np.concatenate(data).astype(np.float64)
         self.indices = np.concatenate(indices).astype(np.int32)
         self.indptr = np.asarray(indptr, dtype=np.int32)
+
+
+class CsrMatrix(CscMatrix):
+    """Marker: pickle a dense matrix as a ``scipy.sparse.csr.csr_matrix`` (old scipy layout)."""
+
+    def __init__(self, dense):
+        dense = np.asarray(dense, dtype=np.float64)
+        super().__init__(dense.T)  # CSR of A has the arrays of CSC of A^T
+        self.shape = dense.shape
 
 
 class _Py2Writer:
@@ -141,10 +151,11 @@ class _Py2Writer:
                        "_make_dense": False, "_make_sparse": False, "x": obj.x})
             self.w(b"b")
         elif isinstance(obj, CscMatrix):
-            self.global_("scipy.sparse.csc", "csc_matrix")
+            fmt = "csr" if isinstance(obj, CsrMatrix) else "csc"
+            self.global_(f"scipy.sparse.{fmt}", f"{fmt}_matrix")
             self.w(b")\x81")
             self.save({"_shape": tuple(int(s) for s in obj.shape), "maxprint": 50,
-                       "format": "csc", "data": obj.data, "indices": obj.indices,
+                       "format": fmt, "data": obj.data, "indices": obj.indices,
                        "indptr": obj.indptr})
             self.w(b"b")
         else:
@@ -273,14 +284,15 @@ def make_flame_contents(seed: int = 0) -> dict:
 # Writers.
 
 def write_generic_model_pkl(path, model: dict, chumpy_keys=("shapedirs",),
-                            sparse_keys=("J_regressor",)) -> None:
-    """Write ``model`` as the official Python 2 pickle (chumpy/sparse keys wrapped)."""
+                            sparse_keys=("J_regressor",), sparse_format="csc") -> None:
+    """Write ``model`` as the official Python 2 pickle (chumpy/sparse keys wrapped; the
+    official file's J_regressor is CSC, ``sparse_format="csr"`` is for robustness tests)."""
     out = {}
     for k, v in model.items():
         if k in chumpy_keys:
             v = Ch(v)
         elif k in sparse_keys:
-            v = CscMatrix(v)
+            v = CsrMatrix(v) if sparse_format == "csr" else CscMatrix(v)
         out[k] = v
     with open(path, "wb") as f:
         f.write(py2_pickle_dumps(out))
