@@ -173,3 +173,94 @@ def test_run_matches_process(clip, tmp_path):
     for a, b in zip(api, sink.records):
         a.pop("timings_ms"), b.pop("timings_ms")
         assert a == b
+
+
+# ----------------------------------------------------------------------------- bundles
+@pytest.fixture(scope="module")
+def toy_pipe():
+    import fixtures_bundles as fb
+
+    return Pipeline(bundle=fb.toy_bundle(), detect_every=10)
+
+
+def test_bundle_batch_crop_and_inverse_mapping(toy_pipe, clip, validator):
+    from emoca_edge import crop as crop_mod
+
+    calls = []
+    rec = toy_pipe.reconstructor
+    orig = type(rec).__call__
+
+    def counting(self, crops):
+        calls.append(np.asarray(crops).shape)
+        return orig(self, crops)
+
+    frame = clip[0]
+    type(rec).__call__ = counting
+    try:
+        toy_pipe.reset()
+        res = toy_pipe.process(frame)
+    finally:
+        type(rec).__call__ = orig
+    assert len(res.faces) == 2
+    assert calls == [(2, 224, 224, 3)]  # all faces of the frame in ONE batch
+    for f in res.faces:
+        # crop square from the deca68 rule on the MediaPipe subset, derived here independently
+        sub = f.landmarks[crop_mod.MP_DECA68_EXTENT, :2].astype(np.float64)
+        lo, hi = sub.min(0), sub.max(0)
+        side = np.floor(((hi - lo).sum() / 2 * 1.1) * 1.25)
+        np.testing.assert_allclose(f.crop.center, (lo + hi) / 2, atol=1e-3)  # landmarks stored as float32
+        assert abs(f.crop.box_size - side) <= 1.0
+        # crop px -> frame px: x = x0 + (u - 0.5) * side / 223 with x0 = centre - side / 2
+        u = f.params["landmarks2d_crop"].astype(np.float64)
+        x0 = f.crop.center - f.crop.box_size / 2
+        ref = x0 + (u - 0.5) * f.crop.box_size / 223.0
+        np.testing.assert_allclose(f.params["landmarks2d"], ref, atol=1e-3)  # float32 output
+        assert f.mesh_vertices.shape == (5023, 3) and f.mesh_faces.shape == (9976, 3)
+        np.testing.assert_allclose(f.mesh_to_frame, f.crop.inverse)
+        assert f.emotion is not None and f.emotion.source == "fer-mini-xception"
+    validator.validate(json.loads(json.dumps(res.to_record())))
+
+
+def test_bundle_emotion_from_emorec_outputs(toy_pipe, clip, monkeypatch):
+    from emoca_edge.emotion import AFFECTNET_CLASSES, emotion_from_emorec
+
+    rec = toy_pipe.reconstructor
+    orig = type(rec).__call__
+    logits = np.log(np.array([[0.05, 0.6, 0.05, 0.1, 0.05, 0.05, 0.05, 0.05]], np.float32))
+
+    def with_emorec(self, crops):
+        out = dict(orig(self, crops))
+        n = len(crops)
+        out["expression_logits"] = np.repeat(logits, n, 0)
+        out["valence"] = np.full(n, 0.4, np.float32)
+        out["arousal"] = np.full(n, -0.2, np.float32)
+        return out
+
+    monkeypatch.setattr(type(rec), "__call__", with_emorec)
+    toy_pipe.reset()
+    res = toy_pipe.process(clip[0])
+    ref = emotion_from_emorec(logits, np.array([0.4]), np.array([-0.2]))[0]
+    for f in res.faces:
+        assert f.label == "Happy" == AFFECTNET_CLASSES[1]
+        np.testing.assert_allclose(f.emotion.probabilities, ref.probabilities, atol=1e-6)
+        assert f.valence == pytest.approx(0.4, abs=1e-6) and f.arousal == pytest.approx(-0.2, abs=1e-6)
+        assert f.emotion.source == "emoca-emorec"
+
+
+def test_bundle_npz_and_obj(toy_pipe, clip, tmp_path):
+    from emoca_edge.io import NpzSink, ObjSink
+    from emoca_edge.io.sources import iter_array_frames
+
+    s = toy_pipe.run(clip[0:3], [NpzSink(tmp_path / "r.npz"), ObjSink(tmp_path / "m")])
+    assert s.frames == 3 and s.faces == 6
+    with np.load(tmp_path / "r.npz") as z:
+        assert z["param_vertices"].shape == (6, 5023, 3)
+        assert z["landmarks"].shape == (6, 478, 3)
+        assert z["track_id"].tolist() == [0, 1, 0, 1, 0, 1]
+        assert z["expression_names"].tolist()[1] == "Happy"
+        v0 = z["param_vertices"][0]
+    objs = sorted((tmp_path / "m").glob("*.obj"))
+    assert len(objs) == 6
+    vs = np.array([[float(x) for x in ln.split()[1:]] for ln in objs[0].read_text().splitlines() if ln.startswith("v ")])
+    np.testing.assert_allclose(vs, v0, atol=1e-6)
+    assert iter_array_frames  # imported API
