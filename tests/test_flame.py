@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from emoca_edge.export.flame_assets import load_flame_dir  # noqa: E402
 from emoca_edge.training.flame import FLAME, FlameOutput  # noqa: E402
-from tests.synthetic.flame_files import write_flame_dir  # noqa: E402
+from synthetic.flame_files import write_flame_dir  # noqa: E402  (tests/ is on sys.path)
 
 ATOL_M = 2e-6
 

@@ -23,7 +23,7 @@ from emoca_edge.export.safe_pickle import (
     loads_pickle,
     torch_tensor_globals,
 )
-from tests.synthetic import flame_files as ff
+from synthetic import flame_files as ff  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")
