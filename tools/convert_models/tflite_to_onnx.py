@@ -55,10 +55,13 @@ def _same_pads(in_size: int, k: int, stride: int, dilation: int) -> tuple[int, i
 
 
 class _Converter:
-    def __init__(self, path: str, prelu: str = "dwconv"):
+    def __init__(self, path: str, prelu: str = "dwconv", pointwise_matmul: bool = False,
+                 fuse_layer_norm: bool = False):
         if prelu not in ("native", "elementwise", "dwconv"):
             raise ValueError(f"prelu must be native, elementwise or dwconv, not {prelu!r}")
         self.prelu = prelu
+        self.pointwise_matmul = pointwise_matmul
+        self.fuse_layer_norm = fuse_layer_norm
         buf = open(path, "rb").read()
         self.path = path
         self.model = tflite.Model.GetRootAsModel(buf, 0)
@@ -137,15 +140,88 @@ class _Converter:
         self.node("Transpose", [y], [t_out], perm=[0, 2, 3, 1])
         self.activation(fused, t_out, out)
 
-    def convert(self) -> onnx.ModelProto:
+    def _ops(self):
+        """(index, op name, op, inputs, outputs) for every operator."""
         g = self.g
         for k in range(g.OperatorsLength()):
             op = g.Operators(k)
             code = self.model.OperatorCodes(op.OpcodeIndex())
             builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            name = _OP_NAMES.get(builtin, str(builtin))
-            ins = [int(i) for i in op.InputsAsNumpy()]
-            outs = [int(i) for i in op.OutputsAsNumpy()]
+            yield (k, _OP_NAMES.get(builtin, str(builtin)), op,
+                   [int(i) for i in op.InputsAsNumpy()], [int(i) for i in op.OutputsAsNumpy()])
+
+    def _layer_norms(self, ops) -> dict[int, tuple]:
+        """Find TFLite's unrolled layer normalisation over the last axis (no bias):
+        m = MEAN(x); n = NEG(m); v = MEAN(SQUARED_DIFFERENCE(x, m)); r = RSQRT(v + eps);
+        s = r * gamma; y = x * s + n * s. Returns {index of the final ADD: (x, gamma, eps, y,
+        indices of all ops of the pattern)}."""
+        producer = {o: (k, name, ins) for k, name, _, ins, outs in ops for o in outs}
+        consumers: dict[int, list] = {}
+        for k, name, _, ins, _ in ops:
+            for i in ins:
+                consumers.setdefault(i, []).append(k)
+        by_index = {k: (name, ins, outs) for k, name, _, ins, outs in ops}
+        found = {}
+        for k, name, _, ins, outs in ops:
+            if name != "ADD":
+                continue
+            try:
+                a, b = (producer[i] for i in ins)
+                if a[1] != "MUL" or b[1] != "MUL":
+                    continue
+                x, s = a[2]
+                n, s2 = b[2]
+                if s != s2:
+                    x, s = s, x
+                if s != s2 or producer[n][1] != "NEG":
+                    continue
+                m = producer[n][2][0]
+                km, mname, (xm, axes_m) = producer[m]
+                if mname != "MEAN" or xm != x:
+                    continue
+                ks, sname, (r, gamma) = producer[s]
+                if sname != "MUL" or gamma not in self.consts:
+                    continue
+                kr, rname, (ve,) = producer[r]
+                ke, ename, (v, eps) = producer[ve]
+                if rname != "RSQRT" or ename != "ADD" or eps not in self.consts:
+                    continue
+                kv, vname, (sq, _) = producer[v]
+                kq, qname, (xq, mq) = producer[sq]
+                if vname != "MEAN" or qname != "SQUARED_DIFFERENCE" or {xq, mq} != {x, m}:
+                    continue
+            except (KeyError, ValueError, TypeError):
+                continue
+            rank = len(self.shape(x))
+            axes = np.atleast_1d(self.consts.get(axes_m, np.array([-99])))
+            if len(axes) != 1 or axes[0] % rank != rank - 1:
+                continue
+            members = [k, a[0], b[0], producer[n][0], km, ks, kr, ke, kv, kq]
+            inner = [o for j in members if j != k for o in by_index[j][2]]
+            if any(set(consumers.get(o, [])) - set(members) for o in inner):
+                continue  # an intermediate is used elsewhere
+            gamma_v = self.consts[gamma].astype(np.float32).reshape(-1)
+            found[k] = (x, gamma_v, float(np.asarray(self.consts[eps], np.float32).reshape(-1)[0]),
+                        outs[0], members)
+        return found
+
+    def convert(self) -> onnx.ModelProto:
+        g = self.g
+        ops = list(self._ops())
+        for k, name, op, ins, outs in ops:  # constants first (DEQUANTIZE only folds weights)
+            if name == "DEQUANTIZE":
+                self.op_dequantize(op, ins, outs)
+        fused = self._layer_norms(ops) if self.fuse_layer_norm else {}
+        skip = {j for v in fused.values() for j in v[4]}
+        for k, name, op, ins, outs in ops:
+            if k in fused:
+                x, gamma, eps, y, _ = fused[k]
+                self.node("LayerNormalization", [self.inp(x), self.const_name(gamma, "gamma"),
+                                                 self.const_name(np.zeros_like(gamma), "beta")],
+                          [self.names[y]], axis=-1, epsilon=eps)
+                continue
+            if k in skip:
+                continue
             handler = getattr(self, "op_" + name.lower(), None)
             if handler is None:
                 raise UnsupportedModelError(f"{self.path}: op {name} (operator {k}) is not supported by this converter")
@@ -186,6 +262,16 @@ class _Converter:
     def op_conv_2d(self, op, ins, outs):
         opt = _options(op, tflite.Conv2DOptions)
         wt = self.consts[ins[1]]  # (O, kh, kw, I)
+        if (self.pointwise_matmul and wt.shape[1:3] == (1, 1) and opt.StrideH() == opt.StrideW() == 1):
+            # 1x1 convolution = matrix product over the channel (last) axis, no layout change
+            y = self.uid("mm")
+            self.node("MatMul", [self.inp(ins[0]), self.const_name(wt[:, 0, 0, :].T.copy(), "w")], [y])
+            if len(ins) > 2 and ins[2] >= 0:
+                yb = self.uid("bias")
+                self.node("Add", [y, self.inp(ins[2])], [yb])
+                y = yb
+            self.activation(opt.FusedActivationFunction(), y, self.names[outs[0]])
+            return
         attrs = self._conv_common(ins[0], outs[0], wt.shape[1], wt.shape[2], opt)
         w = self.const_name(wt.transpose(0, 3, 1, 2), "w")
         extra = [w] + ([self.inp(ins[2])] if len(ins) > 2 and ins[2] >= 0 else [])
@@ -228,6 +314,22 @@ class _Converter:
 
     def op_pad(self, op, ins, outs):
         p = self.consts[ins[1]].astype(np.int64)  # (rank, 2)
+        shape = self.shape(ins[0])
+        if (len(shape) == 4 and not p[:3].any() and p[3, 0] == 0 and p[3, 1] > 0):
+            # Zero channels appended (the BlazeFace/BlazeBlock shortcut): Concat with zeros made
+            # by a zero-weight 1x1 convolution of the input, so that ONNX Runtime keeps the
+            # whole residual chain in its blocked NCHWc layout (a Pad forces layout reorders).
+            c, extra = shape[3], int(p[3, 1])
+            x = self.inp(ins[0])
+            zeros = self.uid("zeros")
+            if extra % c == 0:
+                w = self.const_name(np.zeros((extra, 1, 1, 1), np.float32), "zw")
+                self.nchw_op("Conv", x, [w], zeros, 0, group=c, kernel_shape=[1, 1])
+            else:
+                w = self.const_name(np.zeros((extra, c, 1, 1), np.float32), "zw")
+                self.nchw_op("Conv", x, [w], zeros, 0, kernel_shape=[1, 1])
+            self.node("Concat", [x, zeros], [self.names[outs[0]]], axis=3)
+            return
         pads = self.const_name(np.concatenate([p[:, 0], p[:, 1]]), "pads")
         self.node("Pad", [self.inp(ins[0]), pads], [self.names[outs[0]]], mode="constant")
 
@@ -358,11 +460,17 @@ class _Converter:
             self.node("Slice", args, [self.names[outs[0]]])
 
 
-def convert_tflite(path: str, prelu: str = "dwconv") -> onnx.ModelProto:
+def convert_tflite(path: str, prelu: str = "dwconv", pointwise_matmul: bool = False,
+                   fuse_layer_norm: bool = False) -> onnx.ModelProto:
     """Convert the float TFLite model at ``path`` to an ONNX model (opset 18, float32).
 
     ``prelu``: how PRELU is expressed: ``native`` (ONNX PRelu; slow in ONNX Runtime's CPU
     kernels), ``elementwise`` (Min/Mul/Add) or ``dwconv`` (two 1x1 depthwise convolutions,
     the fastest in ONNX Runtime; numerically the same function up to float rounding).
+    ``pointwise_matmul``: write 1x1 convolutions as MatMul over the channel axis (NHWC, no
+    transposes); faster for the MLP-style blendshape model, slower for the CNNs (whose
+    convolutions ONNX Runtime runs in its blocked layout).
+    ``fuse_layer_norm``: write TFLite's unrolled layer normalisation (MEAN, SQUARED_DIFFERENCE,
+    RSQRT, MULs) as one ONNX LayerNormalization (fewer nodes; same formula).
     """
-    return _Converter(path, prelu).convert()
+    return _Converter(path, prelu, pointwise_matmul, fuse_layer_norm).convert()
