@@ -323,10 +323,10 @@ class _Converter:
             x = self.inp(ins[0])
             zeros = self.uid("zeros")
             if extra % c == 0:
-                w = self.const_name(np.zeros((extra, 1, 1, 1), np.float32), "zw")
+                w = self.const_name(np.zeros((extra, 1, 1, 1), np.float16), "zw")
                 self.nchw_op("Conv", x, [w], zeros, 0, group=c, kernel_shape=[1, 1])
             else:
-                w = self.const_name(np.zeros((extra, c, 1, 1), np.float32), "zw")
+                w = self.const_name(np.zeros((extra, c, 1, 1), np.float16), "zw")
                 self.nchw_op("Conv", x, [w], zeros, 0, kernel_shape=[1, 1])
             self.node("Concat", [x, zeros], [self.names[outs[0]]], axis=3)
             return
