@@ -184,3 +184,73 @@ def test_rejects_bad_input(landmarker):
         landmarker(np.zeros((64, 64, 3), np.uint8), FaceRegion(np.array([1, 1], np.float32), 0.0, 0.0))
     with pytest.raises(ValueError, match="478"):
         FaceLandmarker.region_from_landmarks(np.zeros((10, 2)))
+
+
+def _load_metadata_module():
+    """tools/convert_models/mediapipe_metadata.py (numpy-only parser used by the conversion tool)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "convert_models" / "mediapipe_metadata.py"
+    spec = importlib.util.spec_from_file_location("mediapipe_metadata", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, wire: int, payload: bytes) -> bytes:
+    key = _varint(number << 3 | wire)
+    return key + (_varint(len(payload)) + payload if wire == 2 else payload)
+
+
+def test_geometry_metadata_parser_on_synthetic_protobuf():
+    """Encode a small geometry message by hand (protobuf wire format) and parse it back."""
+    import struct
+
+    md = _load_metadata_module()
+    verts = np.arange(15, dtype=np.float32).reshape(3, 5) / 4
+    tris = [0, 1, 2, 2, 1, 0]
+    mesh = _field(1, 0, _varint(0)) + _field(2, 0, _varint(0))
+    mesh += b"".join(_field(3, 5, struct.pack("<f", v)) for v in verts.ravel())  # unpacked floats
+    mesh += _field(4, 2, b"".join(_varint(i) for i in tris))  # packed indices
+    msg = _field(1, 2, mesh)
+    for lid, w in ((2, 0.25), (0, 0.5)):
+        msg += _field(2, 2, _field(1, 0, _varint(lid)) + _field(2, 5, struct.pack("<f", w)))
+    msg += _field(3, 0, _varint(1))
+    geo = md.parse_geometry(msg)
+    np.testing.assert_array_equal(geo["canonical_vertices"], verts[:, :3])
+    np.testing.assert_array_equal(geo["canonical_uv"], verts[:, 3:])
+    np.testing.assert_array_equal(geo["triangles"], np.array(tris).reshape(2, 3))
+    np.testing.assert_array_equal(geo["procrustes_indices"], [2, 0])
+    np.testing.assert_allclose(geo["procrustes_weights"], [0.25, 0.5])
+
+
+def test_blendshape_metadata_parser_on_synthetic_flatbuffer():
+    """A flatbuffer-style vector of strings and an int32 vector, found and decoded."""
+    import struct
+
+    md = _load_metadata_module()
+    names = [f"shape{i}" for i in range(5)]
+    head = struct.pack("<I", len(names))
+    strings, offsets = b"", []
+    base = 4 + 4 * len(names)
+    for i, n in enumerate(names):
+        slot = 4 + 4 * i
+        offsets.append(base + len(strings) - slot)
+        raw = struct.pack("<I", len(n)) + n.encode() + b"\0"
+        strings += raw + b"\0" * (-len(raw) % 4)
+    idx = np.array([7, 3, 11, 0], np.int32)
+    buf = b"\0" * 8 + head + b"".join(struct.pack("<I", o) for o in offsets) + strings
+    buf += struct.pack("<I", len(idx)) + idx.tobytes() + b"\0" * 64
+    got_names, got_idx = md.parse_blendshape_metadata(buf, n_outputs=5, n_points=4, n_landmarks=12)
+    assert got_names == names
+    np.testing.assert_array_equal(got_idx, idx)
