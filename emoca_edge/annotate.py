@@ -109,7 +109,7 @@ def annotate(frame: np.ndarray, result, mesh: bool = True, landmarks: bool = Tru
             text += f" {face.label} {p * 100:.0f}%  V {face.valence:+.2f} A {face.arousal:+.2f}"
         draw_label(out, text, (x0, y0 - 2), sc)
         if face.emotion is not None:
-            r = int(max(18, min(60, 0.18 * (x1 - x0))))
+            r = int(max(22, min(90, 0.3 * (x1 - x0))))
             cx = x1 + r + 6 if x1 + 2 * r + 6 < out.shape[1] else x0 - r - 6
             cx = int(np.clip(cx, r, out.shape[1] - r - 1))
             cy = int(np.clip(y0 + r, r, out.shape[0] - r - 1))

@@ -562,9 +562,9 @@ def _smooth_pose(tr, pose, t, cfg):
     tv_s = tr.smooth("pose_t", np.asarray(pose.translation, dtype=np.float64), t, cfg)
     rot = cv2.Rodrigues(rv_s.reshape(3, 1))[0]
     try:
-        from .head_pose import rotation_to_euler_deg
+        from .head_pose import euler_from_rotation
 
-        euler = rotation_to_euler_deg(rot)
+        euler = euler_from_rotation(rot)
     except ImportError:
         euler = tr.smooth("pose_e", np.asarray(pose.euler_deg, dtype=np.float64), t, cfg)
     return dataclasses.replace(pose, rotation=rot, rotation_vector=rv_s, translation=tv_s,
