@@ -68,6 +68,70 @@ py::array_t<float> vertex_normals(const py::array& vertices, const py::array& fa
   return out;
 }
 
+void composite_into(py::array frame, int x0, int y0, const py::array& tri_id, const py::array& bary,
+                    const py::array& faces, const py::array& normals, int albedo_kind, const py::array& albedo, int mode,
+                    const py::array& light, float intensity, float alpha, int threads) {
+  check_array<uint8_t>(frame, "frame", "uint8", true);
+  check_shape(frame, "frame", {-1, -1, 3}, "(H, W, 3)");
+  check_array<int32_t>(tri_id, "tri_id", "int32", false);
+  check_shape(tri_id, "tri_id", {-1, -1}, "(h, w)");
+  const py::ssize_t h = tri_id.shape(0), w = tri_id.shape(1);
+  check_array<float>(bary, "bary", "float32", false);
+  check_shape(bary, "bary", {h, w, 3}, "(h, w, 3) like tri_id");
+  check_array<float>(normals, "normals", "float32", false);
+  check_shape(normals, "normals", {-1, 3}, "(V, 3)");
+  check_faces(faces, normals.shape(0));
+  check_array<float>(albedo, "albedo", "float32", false);
+  if (albedo_kind == 0) {
+    check_shape(albedo, "albedo", {3}, "(3,)");
+  } else if (albedo_kind == 1) {
+    check_shape(albedo, "albedo", {normals.shape(0), 3}, "(V, 3) like normals");
+  } else if (albedo_kind == 2) {
+    check_shape(albedo, "albedo", {h, w, 3}, "(h, w, 3) like tri_id");
+  } else {
+    throw py::value_error("albedo_kind: expected 0 (constant), 1 (per vertex) or 2 (per pixel)");
+  }
+  check_array<float>(light, "light", "float32", false);
+  if (mode == 0) {
+    check_shape(light, "light", {-1, 3}, "(L, 3) directions");
+  } else if (mode == 1) {
+    check_shape(light, "light", {9, 3}, "(9, 3) SH coefficients");
+  } else {
+    throw py::value_error("mode: expected 0 (directional) or 1 (spherical harmonics)");
+  }
+  if (!(alpha >= 0.0f && alpha <= 1.0f)) throw py::value_error("alpha: expected a value in [0, 1]");
+  if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = automatic)");
+  const int32_t* t = static_cast<const int32_t*>(tri_id.data());
+  const int64_t nf = faces.shape(0);
+  for (py::ssize_t k = 0; k < h * w; ++k) {
+    if (t[k] >= nf) throw py::index_error("tri_id: value " + std::to_string(t[k]) + " is out of range for " +
+                                          std::to_string(nf) + " faces");
+  }
+  ee::CompositeArgs c;
+  c.frame = static_cast<uint8_t*>(frame.mutable_data());
+  c.frame_h = int(frame.shape(0));
+  c.frame_w = int(frame.shape(1));
+  c.x0 = x0;
+  c.y0 = y0;
+  c.tri_id = t;
+  c.bary = static_cast<const float*>(bary.data());
+  c.h = int(h);
+  c.w = int(w);
+  c.faces = static_cast<const int32_t*>(faces.data());
+  c.num_faces = nf;
+  c.normals = static_cast<const float*>(normals.data());
+  c.albedo_kind = albedo_kind;
+  c.albedo = static_cast<const float*>(albedo.data());
+  c.mode = mode;
+  c.light = static_cast<const float*>(light.data());
+  c.num_lights = int(light.shape(0));
+  c.intensity = intensity;
+  c.alpha = alpha;
+  c.threads = threads;
+  py::gil_scoped_release release;
+  ee::composite_cpu(c);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_raster, m) {
@@ -84,5 +148,9 @@ PYBIND11_MODULE(_raster, m) {
         py::arg("threads"), "Barycentric interpolation of per-vertex attributes into out (H, W, C).");
   m.def("vertex_normals", &vertex_normals, py::arg("vertices"), py::arg("faces"),
         "Area-weighted unit vertex normals (V, 3) float32.");
+  m.def("composite_into", &composite_into, py::arg("frame"), py::arg("x0"), py::arg("y0"), py::arg("tri_id"),
+        py::arg("bary"), py::arg("faces"), py::arg("normals"), py::arg("albedo_kind"), py::arg("albedo"),
+        py::arg("mode"), py::arg("light"), py::arg("intensity"), py::arg("alpha"), py::arg("threads"),
+        "Shade covered pixels (directional or SH lighting) and alpha-blend them into a uint8 frame.");
   m.def("hardware_threads", &ee::hardware_threads);
 }

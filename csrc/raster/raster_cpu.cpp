@@ -60,19 +60,27 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
     TriSetup s;
     if (!setup_triangle(v0, v1, v2, a.cull, x0, r0, x1, r1, &s)) continue;
     const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
-    int64_t row_e[3];
-    int64_t step_x[3], step_y[3];
-    for (int k = 0; k < 3; ++k) {
-      row_e[k] = s.a[k] * px + s.b[k] * py + s.c[k];
-      step_x[k] = s.a[k] * kSub;
-      step_y[k] = s.b[k] * kSub;
-    }
+    // Edge values are stepped with the fill-rule bias already subtracted, so the coverage test
+    // is a sign test of three registers; the bias is added back for the weights.
+    const int64_t b0 = s.bias[0], b1 = s.bias[1], b2 = s.bias[2];
+    int64_t r0e = s.a[0] * px + s.b[0] * py + s.c[0] - b0;
+    int64_t r1e = s.a[1] * px + s.b[1] * py + s.c[1] - b1;
+    int64_t r2e = s.a[2] * px + s.b[2] * py + s.c[2] - b2;
+    const int64_t sx0 = s.a[0] * kSub, sx1 = s.a[1] * kSub, sx2 = s.a[2] * kSub;
+    const int64_t sy0 = s.b[0] * kSub, sy1 = s.b[1] * kSub, sy2 = s.b[2] * kSub;
+    // Conservative lower bound of any depth this triangle can produce (the weights are >= 0 and
+    // sum to 1 within 1e-15; 1e-6 of the magnitude covers that rounding): samples already nearer
+    // than it skip the weight arithmetic.
+    const float zmin = std::min(s.z[0], std::min(s.z[1], s.z[2]));
+    const float zmag = std::max(std::fabs(s.z[0]), std::max(std::fabs(s.z[1]), std::fabs(s.z[2])));
+    const float zlo = zmin - 1e-6f * zmag;
     const int32_t id = int32_t(t);
     for (int i = s.i0; i < s.i1; ++i) {
-      int64_t e[3] = {row_e[0], row_e[1], row_e[2]};
+      int64_t e0 = r0e, e1 = r1e, e2 = r2e;
       const size_t row = size_t(i) * size_t(W);
       for (int j = s.j0; j < s.j1; ++j) {
-        if (covered(s, e)) {
+        if ((e0 | e1 | e2) >= 0 && a.depth[row + size_t(j)] > zlo) {
+          const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
           double w[3];
           float d;
           weights_depth(s, e, w, &d);
@@ -86,13 +94,13 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
             b[2] = float(w[2]);
           }
         }
-        e[0] += step_x[0];
-        e[1] += step_x[1];
-        e[2] += step_x[2];
+        e0 += sx0;
+        e1 += sx1;
+        e2 += sx2;
       }
-      row_e[0] += step_y[0];
-      row_e[1] += step_y[1];
-      row_e[2] += step_y[2];
+      r0e += sy0;
+      r1e += sy1;
+      r2e += sy2;
     }
   }
 }
@@ -179,6 +187,97 @@ void vertex_normals_cpu(const float* v, int64_t num_vertices, const int32_t* fac
     normals[3 * i + 1] = float(y * inv);
     normals[3 * i + 2] = float(z * inv);
   }
+}
+
+namespace {
+
+// Order-2 SH constants (DECA): 1/sqrt(4pi), (2pi/3)sqrt(3/(4pi)), (pi/4)3sqrt(5/(12pi)),
+// (pi/4)(3/2)sqrt(5/(12pi)), (pi/4)(1/2)sqrt(5/(4pi)).
+const double kPi = 3.14159265358979323846;
+const float kSh[9] = {
+    float(1.0 / std::sqrt(4 * kPi)),
+    float((2 * kPi / 3) * std::sqrt(3 / (4 * kPi))),
+    float((2 * kPi / 3) * std::sqrt(3 / (4 * kPi))),
+    float((2 * kPi / 3) * std::sqrt(3 / (4 * kPi))),
+    float((kPi / 4) * 3 * std::sqrt(5 / (12 * kPi))),
+    float((kPi / 4) * 3 * std::sqrt(5 / (12 * kPi))),
+    float((kPi / 4) * 3 * std::sqrt(5 / (12 * kPi))),
+    float((kPi / 4) * 1.5 * std::sqrt(5 / (12 * kPi))),
+    float((kPi / 4) * 0.5 * std::sqrt(5 / (4 * kPi))),
+};
+
+inline float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+
+}  // namespace
+
+void composite_cpu(const CompositeArgs& c) {
+  if (c.h <= 0 || c.w <= 0) return;
+  const int64_t pixels = int64_t(c.h) * c.w;
+  const int n = c.threads > 0 ? c.threads
+                              : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
+  // Premultiplied SH light: lsh[k][ch] = constant_k * light[k][ch].
+  float lsh[9][3];
+  if (c.mode == 1) {
+    for (int k = 0; k < 9; ++k)
+      for (int ch = 0; ch < 3; ++ch) lsh[k][ch] = kSh[k] * c.light[3 * k + ch];
+  }
+  const float inv_lights = c.num_lights > 0 ? 1.0f / float(c.num_lights) : 0.0f;
+  const float a = c.alpha, keep = 1.0f - c.alpha;
+  run_bands(n, 0, c.h, [&](int, int r0, int r1) {
+    // Columns of the buffer that land inside the frame.
+    const int jlo = std::max(0, -c.x0), jhi = std::min(c.w, c.frame_w - c.x0);
+    for (int i = r0; i < r1; ++i) {
+      const int fy = c.y0 + i;
+      if (fy < 0 || fy >= c.frame_h) continue;
+      const int64_t frow = int64_t(fy) * c.frame_w + c.x0;  // frame index of buffer column 0
+      for (int j = jlo; j < jhi; ++j) {
+        const size_t p = size_t(i) * size_t(c.w) + size_t(j);
+        const int32_t t = c.tri_id[p];
+        if (t < 0 || t >= c.num_faces) continue;
+        const float* b = c.bary + 3 * p;
+        const int32_t* f = c.faces + 3 * size_t(t);
+        const float* n0 = c.normals + 3 * size_t(f[0]);
+        const float* n1 = c.normals + 3 * size_t(f[1]);
+        const float* n2 = c.normals + 3 * size_t(f[2]);
+        const float nx = b[0] * n0[0] + b[1] * n1[0] + b[2] * n2[0];
+        const float ny = b[0] * n0[1] + b[1] * n1[1] + b[2] * n2[1];
+        const float nz = b[0] * n0[2] + b[1] * n1[2] + b[2] * n2[2];
+        float alb[3];
+        if (c.albedo_kind == 1) {
+          const float* a0 = c.albedo + 3 * size_t(f[0]);
+          const float* a1 = c.albedo + 3 * size_t(f[1]);
+          const float* a2 = c.albedo + 3 * size_t(f[2]);
+          for (int ch = 0; ch < 3; ++ch) alb[ch] = b[0] * a0[ch] + b[1] * a1[ch] + b[2] * a2[ch];
+        } else if (c.albedo_kind == 2) {
+          for (int ch = 0; ch < 3; ++ch) alb[ch] = c.albedo[3 * p + ch];
+        } else {
+          for (int ch = 0; ch < 3; ++ch) alb[ch] = c.albedo[ch];
+        }
+        float rgb[3];
+        if (c.mode == 0) {
+          float s = 0.0f;
+          for (int l = 0; l < c.num_lights; ++l) {
+            const float* L = c.light + 3 * l;
+            s += clamp01(nx * L[0] + ny * L[1] + nz * L[2]);
+          }
+          s = s * inv_lights * c.intensity;
+          for (int ch = 0; ch < 3; ++ch) rgb[ch] = alb[ch] * s;
+        } else {
+          const float basis[9] = {1.0f, nx, ny, nz, nx * ny, nx * nz, ny * nz, nx * nx - ny * ny, 3.0f * nz * nz - 1.0f};
+          for (int ch = 0; ch < 3; ++ch) {
+            float s = 0.0f;
+            for (int k = 0; k < 9; ++k) s += basis[k] * lsh[k][ch];
+            rgb[ch] = alb[ch] * s;
+          }
+        }
+        uint8_t* o = c.frame + 3 * size_t(frow + j);
+        for (int ch = 0; ch < 3; ++ch) {
+          const float v = float(o[ch]) * keep + clamp01(rgb[ch]) * 255.0f * a + 0.5f;
+          o[ch] = uint8_t(v >= 255.0f ? 255.0f : v);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace ee

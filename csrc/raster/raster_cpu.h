@@ -37,4 +37,31 @@ void interpolate_cpu(const float* attr, int64_t num_vertices, int channels, cons
 void vertex_normals_cpu(const float* vertices, int64_t num_vertices, const int32_t* faces, int64_t num_faces,
                         float* normals);
 
+struct CompositeArgs {
+  uint8_t* frame;  // (H, W, 3) RGB, row-major
+  int frame_h, frame_w;
+  int x0, y0;  // frame position of buffer pixel (0, 0)
+  const int32_t* tri_id;  // (h, w)
+  const float* bary;      // (h, w, 3)
+  int h, w;
+  const int32_t* faces;  // (F, 3)
+  int64_t num_faces;
+  const float* normals;  // (V, 3) per-vertex view-space normals
+  int albedo_kind;       // 0: constant (3,), 1: per vertex (V, 3), 2: per pixel (h, w, 3)
+  const float* albedo;
+  int mode;              // 0: directional lights (preview), 1: spherical harmonics
+  const float* light;    // mode 0: (L, 3) unit directions; mode 1: (9, 3) coefficients
+  int num_lights;
+  float intensity;       // mode 0 only
+  float alpha;           // opacity of the mesh
+  int threads;
+};
+
+// For every covered buffer pixel: n = sum_k bary_k * normals[face_k] (not renormalised),
+// albedo likewise (or constant / per pixel), colour = albedo * shading with
+//   mode 0: shading = intensity * mean_l clamp(n . l, 0, 1)
+//   mode 1: shading = sum_k SH_k(n) * light[k]   (order-2 basis with DECA's constants)
+// then frame = uint8(src * (1 - alpha) + clamp(colour, 0, 1) * 255 * alpha + 0.5).
+void composite_cpu(const CompositeArgs& args);
+
 }  // namespace ee
