@@ -24,10 +24,12 @@ Provided allow-lists / helpers:
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import os
 import pickle
 import struct
+import types
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -90,12 +92,6 @@ for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     NUMPY_GLOBALS[(_mod, "scalar")] = _numpy_scalar
 NUMPY_GLOBALS[("numpy", "ndarray")] = np.ndarray
 NUMPY_GLOBALS[("numpy", "dtype")] = np.dtype
-# numpy >= 1.25 / 2.x pickle dtypes as their DType classes (e.g. numpy.dtypes.Float64DType).
-for _dt in ("Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType",
-            "Int32DType", "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType",
-            "UInt64DType", "BoolDType", "ObjectDType"):
-    if hasattr(np, "dtypes") and hasattr(np.dtypes, _dt):
-        NUMPY_GLOBALS[("numpy.dtypes", _dt)] = getattr(np.dtypes, _dt)
 
 BASIC_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
@@ -154,9 +150,17 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):  # noqa: D102 - pickle API
         try:
-            return self._allowed[(module, name)]
+            obj = self._allowed[(module, name)]
         except (KeyError, TypeError):
             raise UnsafePickleError(self._source, str(module), str(name)) from None
+        # Hand out fresh objects for our own Python functions and stand-in classes, so that a
+        # BUILD opcode aimed at them (setattr on the global) cannot alter them for later loads.
+        # Built-in types (ndarray, dtype, set, OrderedDict...) are immutable anyway.
+        if isinstance(obj, types.FunctionType):
+            return functools.partial(obj)
+        if isinstance(obj, type) and issubclass(obj, StateRecorder):
+            return type(obj.__name__, (obj,), {"__module__": obj.__module__})
+        return obj
 
     def persistent_load(self, pid):  # noqa: D102 - pickle API
         if self._persistent is None:

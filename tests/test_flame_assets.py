@@ -384,3 +384,20 @@ def test_error_names_module_and_file():
         loads_pickle(data, source="some/file.pkl", allowed=NUMPY_GLOBALS)
     assert "some/file.pkl" in str(e.value) and "_io.BytesIO" in str(e.value)
     assert e.value.module == "_io" and e.value.name == "BytesIO"
+
+
+def test_build_cannot_mutate_allow_listed_globals():
+    """BUILD aimed at an allow-listed function/stand-in class only touches a fresh copy."""
+    from emoca_edge.export import flame_assets, safe_pickle
+
+    before = safe_pickle._numpy_scalar.__defaults__
+    # PROTO 2; GLOBAL numpy.core.multiarray.scalar; state (None, {'__defaults__': (1,)}); BUILD
+    data = (b"\x80\x02cnumpy.core.multiarray\nscalar\nN}U\x0c__defaults__K\x01\x85s\x86b.")
+    try:
+        loads_pickle(data, source="x", allowed=NUMPY_GLOBALS)
+    except PickleFormatError:
+        pass  # refused outright is fine too
+    assert safe_pickle._numpy_scalar.__defaults__ == before
+    data = b"\x80\x02cchumpy.ch\nCh\nN}U\x05valueK\x01s\x86b."
+    loads_pickle(data, source="x", allowed=flame_assets._flame_globals())
+    assert callable(flame_assets.ChumpyCh.value)
