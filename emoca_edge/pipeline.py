@@ -400,6 +400,22 @@ class Pipeline:
         items = iter(source) if isinstance(source, Source) else iter_array_frames(source)
         summary = RunSummary(description=getattr(source, "description", "frames"))
         sinks = list(sinks)
+        calls0 = self.detector_calls
+        try:
+            self._run_items(items, sinks, summary, progress, stride)
+        except KeyboardInterrupt:
+            summary.warnings.append(f"interrupted by the user after {summary.items} items")
+        finally:
+            for s in sinks:
+                s.close()
+            if isinstance(source, Source):
+                summary.warnings.extend(source.warnings)
+            summary.detector_calls = self.detector_calls - calls0
+            if progress is not None:
+                progress.finish(summary)
+        return summary
+
+    def _run_items(self, items, sinks, summary: "RunSummary", progress, stride: int) -> None:
         stream = None
         for item in items:
             summary.items += 1
@@ -410,41 +426,39 @@ class Pipeline:
                 summary.skip(_reason_kind(item.error), item.error)
                 for s in sinks:
                     s.skip(item, item.error)
-                if progress is not None:
-                    progress.update(summary)
-                continue
-            if item.is_video and stride > 1 and item.stream_index % stride:
+            elif item.is_video and stride > 1 and item.stream_index % stride:
                 summary.skip("skipped by stride", None)
-                if progress is not None:
-                    progress.update(summary)
-                continue
-            try:
-                result = self.process(item.frame, frame_index=item.index, time_s=item.time_s, source=item.stream)
-            except FrameFormatError as exc:
-                msg = f"{item.stream} frame {item.stream_index}: {exc}"
-                summary.skip("unsupported frame format", msg)
-                for s in sinks:
-                    s.skip(item, msg)
-                continue
-            if result.skipped is not None:
-                summary.skip(_reason_kind(result.skipped), f"{item.stream}: {result.skipped}")
             else:
-                summary.add(result)
-            t0 = time.perf_counter()
-            for s in sinks:
-                s.write(item, item.frame, result)
-            if sinks:
-                summary.timings.setdefault("outputs", []).append((time.perf_counter() - t0) * 1e3)
+                self._run_one(item, sinks, summary)
             if progress is not None:
                 progress.update(summary)
+
+    def _run_one(self, item, sinks, summary: "RunSummary") -> None:
+        where = item.stream if not item.is_video else f"{item.stream} frame {item.stream_index}"
+        try:
+            result = self.process(item.frame, frame_index=item.index, time_s=item.time_s, source=item.stream)
+        except FrameFormatError as exc:
+            msg = f"{where}: {exc}"
+            summary.skip("unsupported frame format", msg)
+            for s in sinks:
+                s.skip(item, msg)
+            return
+        except Exception as exc:  # a failure on one frame must not end the batch: count it, go on
+            msg = f"{where}: processing failed: {type(exc).__name__}: {exc}"
+            summary.skip("processing error", msg)
+            self.reset()
+            for s in sinks:
+                s.skip(item, msg)
+            return
+        if result.skipped is not None:
+            summary.skip(_reason_kind(result.skipped), f"{where}: {result.skipped}")
+        else:
+            summary.add(result)
+        t0 = time.perf_counter()
         for s in sinks:
-            s.close()
-        if isinstance(source, Source):
-            summary.warnings.extend(source.warnings)
-        summary.detector_calls = self.detector_calls
-        if progress is not None:
-            progress.finish(summary)
-        return summary
+            s.write(item, item.frame, result)
+        if sinks:
+            summary.timings.setdefault("outputs", []).append((time.perf_counter() - t0) * 1e3)
 
 
 def _reason_kind(msg: str) -> str:

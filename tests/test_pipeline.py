@@ -119,6 +119,26 @@ def test_tracking_on_clip(clip):
     assert p.detector_calls == sum(ran) < len(clip)
     # while no face is tracked the detector runs on every frame
     assert all(ran[24:28])
+    # smoothed poses stay consistent: rotation == Rodrigues(rotation_vector), Euler from rotation
+    from emoca_edge.head_pose import euler_from_rotation
+
+    for r in results[1:24]:
+        for f in r.faces:
+            np.testing.assert_allclose(cv2.Rodrigues(np.asarray(f.pose.rotation_vector, np.float64))[0],
+                                       f.pose.rotation, atol=1e-9)
+            np.testing.assert_allclose(f.pose.euler_deg, euler_from_rotation(f.pose.rotation), atol=1e-9)
+            assert abs(sum(f.expression.values()) - 1) < 1e-4
+
+
+def test_run_counts_bad_array_frames(clip):
+    frames = [clip[0], np.zeros((64, 64, 5), np.uint8), np.zeros((8, 8), np.uint8),
+              clip[1].astype(np.uint16) * 257, np.zeros((40, 40, 3), np.complex64), clip[2]]
+    s = Pipeline(detect_every=10).run(frames)
+    assert s.frames == 3 and s.faces == 6
+    assert s.skipped == {"unsupported frame format": 2, "frame too small": 1}
+    assert any("frame 1" in m and "shape" in m for m in s.messages)
+    assert any("frame 4" in m and "dtype" in m for m in s.messages)
+    assert "frame too small: 1" in s.format()
 
 
 def test_smoothing_reduces_jitter(samples):
