@@ -399,5 +399,8 @@ def test_build_cannot_mutate_allow_listed_globals():
         pass  # refused outright is fine too
     assert safe_pickle._numpy_scalar.__defaults__ == before
     data = b"\x80\x02cchumpy.ch\nCh\nN}U\x05valueK\x01s\x86b."
-    loads_pickle(data, source="x", allowed=flame_assets._flame_globals())
+    try:
+        loads_pickle(data, source="x", allowed=flame_assets._flame_globals())
+    except PickleFormatError:
+        pass
     assert callable(flame_assets.ChumpyCh.value)
