@@ -284,3 +284,12 @@ def test_bundle_npz_and_obj(toy_pipe, clip, tmp_path):
     vs = np.array([[float(x) for x in ln.split()[1:]] for ln in objs[0].read_text().splitlines() if ln.startswith("v ")])
     np.testing.assert_allclose(vs, v0, atol=1e-6)
     assert iter_array_frames  # imported API
+
+
+def test_max_faces(clip):
+    full = Pipeline().process(clip[0])
+    one = Pipeline(max_faces=1).process(clip[0])
+    assert len(full.faces) == 2 and len(one.faces) == 1
+    # the kept face is the detector's best one: its landmarks match that face in the full result
+    match = [f for f in full.faces if np.abs(f.box - one.faces[0].box).max() < 1.0]
+    assert len(match) == 1
