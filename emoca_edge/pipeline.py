@@ -161,11 +161,15 @@ class Pipeline:
     (0 = all). ``detect_every``: run the detector at least every N frames of a video (1 = every
     frame); in between, faces are tracked from their previous landmarks. ``smoothing``: None/0 (off),
     a strength (1 = default One-Euro settings, larger = smoother) or a :class:`SmoothingConfig`.
-    ``score_threshold``: detector threshold.
+    ``score_threshold``: detector threshold. ``refine_crop`` (bundles with the ``deca68`` crop):
+    reconstruct twice, the second time from the crop given by the bundle's own 68 landmarks
+    (``landmarks2d`` of the first pass mapped to the frame) instead of the MediaPipe approximation
+    of the 68-point box; twice the reconstruction cost.
     """
 
     def __init__(self, bundle=None, device: str = "cpu", max_faces: int = 0, detect_every: int = 10,
-                 smoothing: float | SmoothingConfig | None = None, score_threshold: float = 0.5):
+                 smoothing: float | SmoothingConfig | None = None, score_threshold: float = 0.5,
+                 refine_crop: bool = False):
         from .detect import FaceDetector
         from .landmarks import FACE_MESH_TRIANGLES, FaceLandmarker
 
@@ -184,6 +188,7 @@ class Pipeline:
         self.bundle_path = None if bundle is None else str(bundle)
         self.reconstructor = None
         self.crop_convention = None
+        self.refine_crop = bool(refine_crop)
         if bundle is not None:
             from .reconstruct import Reconstructor
 
@@ -320,6 +325,16 @@ class Pipeline:
             t0 = time.perf_counter()
             recon_out = self.reconstructor(np.stack(crops, axis=0))
             timings["reconstruct"] = (time.perf_counter() - t0) * 1e3
+            if self.refine_crop and self.crop_convention == "deca68" and "landmarks2d" in recon_out:
+                t0 = time.perf_counter()
+                lmk = [crop_mod.to_frame(np.asarray(recon_out["landmarks2d"][i], np.float64), ct)
+                       for i, ct in enumerate(crops_t)]
+                crops_t = [crop_mod.crop_transform(p, "deca68") for p in lmk]
+                crops = [crop_mod.warp(frame, ct) for ct in crops_t]
+                timings["crop"] += (time.perf_counter() - t0) * 1e3
+                t0 = time.perf_counter()
+                recon_out = self.reconstructor(np.stack(crops, axis=0))
+                timings["reconstruct"] += (time.perf_counter() - t0) * 1e3
 
         # 5. emotion
         t0 = time.perf_counter()

@@ -293,3 +293,25 @@ def test_max_faces(clip):
     # the kept face is the detector's best one: its landmarks match that face in the full result
     match = [f for f in full.faces if np.abs(f.box - one.faces[0].box).max() < 1.0]
     assert len(match) == 1
+
+
+def test_bundle_refine_crop_uses_bundle_landmarks(clip):
+    import fixtures_bundles as fb
+
+    from emoca_edge import crop as crop_mod
+
+    frame = clip[0]
+    base = Pipeline(bundle=fb.toy_bundle())
+    first = base.process(frame)
+    refined = Pipeline(bundle=fb.toy_bundle(), refine_crop=True).process(frame)
+    assert len(first.faces) == len(refined.faces) == 2
+    for f0, f1 in zip(first.faces, refined.faces):
+        # second crop = official deca68 rule on the first pass's 68 landmarks (frame px), derived here
+        p = f0.params["landmarks2d"].astype(np.float64)
+        lo, hi = p.min(0), p.max(0)
+        side = np.floor(((hi - lo).sum() / 2 * 1.1) * 1.25)
+        np.testing.assert_allclose(f1.crop.center, (lo + hi) / 2, atol=1e-3)
+        assert abs(f1.crop.box_size - side) <= 1.0
+        # and the refined outputs are those of the bundle on that crop
+        direct = base.reconstructor(crop_mod.warp(frame, f1.crop)[None])
+        np.testing.assert_allclose(f1.params["camera"], direct["camera"][0], rtol=1e-5, atol=1e-6)

@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--smoothing", type=float, default=1.0,
                    help="temporal smoothing strength for videos (One-Euro; 0 = off, 1 = default, "
                         "larger = smoother); never applied to still images")
+    p.add_argument("--refine-crop", action="store_true",
+                   help="bundles with the deca68 crop: re-crop from the bundle's own 68 landmarks and "
+                        "reconstruct again (closer to the official crop, twice the cost)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N items")
     p.add_argument("--show", action="store_true", help="display annotated frames (needs OpenCV with GUI)")
     p.add_argument("--no-mesh", action="store_true", help="annotated outputs without the mesh overlay")
@@ -76,7 +79,7 @@ def run(args) -> int:
         return 2
     try:
         pipe = Pipeline(bundle=args.bundle, device=args.device, max_faces=args.max_faces,
-                        detect_every=args.every, smoothing=args.smoothing)
+                        detect_every=args.every, smoothing=args.smoothing, refine_crop=args.refine_crop)
     except Exception as exc:  # bundle / provider problems: one clear line, no traceback
         print(f"emoca-edge run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
