@@ -146,3 +146,19 @@ def test_progress_line():
     text = buf.getvalue()
     assert "5/10" in text and "ETA" in text and "it/s" in text
     assert json.dumps(text)  # plain text
+
+
+def test_jsonl_non_finite_becomes_null(tmp_path):
+    from types import SimpleNamespace
+
+    from emoca_edge.io import JsonlSink
+
+    class R:
+        def to_record(self):
+            return {"frame": 0, "faces": [{"valence": float("nan"), "box": [1.0, float("inf"), 2.0, 3.0]}]}
+
+    sink = JsonlSink(tmp_path / "r.jsonl")
+    sink.write(SimpleNamespace(), None, R())
+    sink.close()
+    rec = json.loads((tmp_path / "r.jsonl").read_text())
+    assert rec["faces"][0] == {"valence": None, "box": [1.0, None, 2.0, 3.0]}

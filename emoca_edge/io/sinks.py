@@ -45,7 +45,12 @@ class JsonlSink(Sink):
         self._f = open(self.path, "w", encoding="utf-8")
 
     def write(self, item, frame, result) -> None:
-        self._f.write(json.dumps(result.to_record(), allow_nan=False) + "\n")
+        rec = result.to_record()
+        try:
+            line = json.dumps(rec, allow_nan=False)
+        except ValueError:  # NaN / infinity somewhere (e.g. a failed fit): JSON has no such numbers -> null
+            line = json.dumps(_finite_or_none(rec), allow_nan=False)
+        self._f.write(line + "\n")
 
     def skip(self, item, message: str) -> None:
         from ..pipeline import SCHEMA_VERSION
@@ -67,6 +72,17 @@ def csv_columns(blendshape_names=()) -> list[str]:
     cols += [f"p_{c}" for c in AFFECTNET]
     cols += [f"bs_{n}" for n in blendshape_names]
     return cols
+
+
+def _finite_or_none(obj):
+    """``obj`` with every non-finite float replaced by None (recursively through dicts and lists)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
 
 class CsvSink(Sink):
