@@ -14,7 +14,7 @@ from emoca_edge.export.importers import (CheckpointError, import_deca, import_em
                                          select_best_checkpoint)
 from emoca_edge.export.importers.common import load_checkpoint, load_mapped, sha256_file
 from emoca_edge.export.importers.emoca import read_emoca_config
-from tests.synthetic import checkpoints as C
+from synthetic import checkpoints as C  # tests/ is on sys.path (rootdir conftest)
 
 
 def _assert_same_weights(module, state, prefix=""):

@@ -13,7 +13,7 @@ from emoca_edge.training.models import (DetailDecoder, EmoRecMLP, ResNet50, Resn
                                         split_deca_code, tf_mobilenetv3_large_minimal_100,
                                         tf_mobilenetv3_small_minimal_100)
 from emoca_edge.training.models.mobilenetv3 import Conv2dSame, conv_same
-from tests.synthetic import checkpoints as C
+from synthetic import checkpoints as C  # tests/ is on sys.path (rootdir conftest)
 
 
 def _load_random(module, keys, seed):
