@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle, BundleError
-from .providers import create_session
+from .providers import create_session, providers_for
 
 
 class InputError(ValueError):
@@ -37,6 +37,7 @@ class Reconstructor:
 
     def __init__(self, bundle: str | os.PathLike | Bundle, device: str = "cpu", threads: int = 0,
                  batch_size: int = 16, verify: bool = True):
+        providers_for(device)  # unknown device -> ValueError, missing provider -> ProviderUnavailableError
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify=verify)
         self.device = device
         if int(batch_size) < 1:
