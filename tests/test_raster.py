@@ -6,7 +6,8 @@ The reference follows the documented contract literally, one triangle at a time,
     +-2**29 grid units (2**21 px) or its snapped area is zero;
   * a sample (j + 0.5, i + 0.5) is covered when every edge function, oriented so the interior is
     positive, is > 0, or == 0 on a top-left edge (left: dy < 0, top: dy == 0 and dx > 0, y down);
-  * weights w_k = E_k * (1 / area) in float64; depth = float32((w0*z0 + w1*z1) + w2*z2) + 0;
+  * weights w_k = E_k * (1 / area) in float64; depth = float32((E0*zs0 + E1*zs1) + E2*zs2) + 0
+    with zs_k = z_k * (1 / area);
     the nearest depth wins, ties keep the earlier triangle.
 Because the arithmetic is specified operation by operation, triangle ids must match exactly and
 depth / barycentrics must match to float32 rounding.
@@ -63,7 +64,8 @@ def reference_rasterize(vertices, faces, height, width, cull="none", origin=(0, 
             E.append(e)
         inv = 1.0 / float(sign * area)
         w = [e.astype(np.float64) * inv for e in E]
-        d = ((w[0] * z[0] + w[1] * z[1]) + w[2] * z[2]).astype(np.float32) + np.float32(0)
+        zs = [zk * inv for zk in z]
+        d = ((E[0] * zs[0] + E[1] * zs[1]) + E[2] * zs[2]).astype(np.float32) + np.float32(0)
         sub = (slice(i_lo, i_hi + 1), slice(j_lo, j_hi + 1))
         win = inside & (d < depth[sub])
         depth[sub][win] = d[win]

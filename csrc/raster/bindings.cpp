@@ -94,6 +94,9 @@ void composite_into(py::array frame, int x0, int y0, const py::array& tri_id, co
   check_array<float>(light, "light", "float32", false);
   if (mode == 0) {
     check_shape(light, "light", {-1, 3}, "(L, 3) directions");
+    if (light.shape(0) < 1 || light.shape(0) > ee::kMaxLights) {
+      throw py::value_error("light: between 1 and " + std::to_string(ee::kMaxLights) + " directional lights");
+    }
   } else if (mode == 1) {
     check_shape(light, "light", {9, 3}, "(9, 3) SH coefficients");
   } else {

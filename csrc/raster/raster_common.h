@@ -72,6 +72,7 @@ struct TriSetup {
   int64_t bias[3];
   int64_t area;
   double inv_area;
+  double zs[3];  // z_k / area
   float z[3];
   int32_t j0, j1, i0, i1;  // pixel range [j0, j1) x [i0, i1), already clipped
 };
@@ -122,6 +123,15 @@ EE_HD bool setup_triangle(const QVert& v0, const QVert& v1, const QVert& v2, int
   s->z[0] = v0.z;
   s->z[1] = v1.z;
   s->z[2] = v2.z;
+#if defined(__CUDA_ARCH__)
+  s->zs[0] = __dmul_rn(double(v0.z), s->inv_area);
+  s->zs[1] = __dmul_rn(double(v1.z), s->inv_area);
+  s->zs[2] = __dmul_rn(double(v2.z), s->inv_area);
+#else
+  s->zs[0] = double(v0.z) * s->inv_area;
+  s->zs[1] = double(v1.z) * s->inv_area;
+  s->zs[2] = double(v2.z) * s->inv_area;
+#endif
   s->j0 = int32_t(j0);
   s->j1 = int32_t(j1);
   s->i0 = int32_t(i0);
@@ -141,25 +151,31 @@ EE_HD bool covered(const TriSetup& s, const int64_t e[3]) {
   return ((e[0] - s.bias[0]) | (e[1] - s.bias[1]) | (e[2] - s.bias[2])) >= 0;
 }
 
-// Barycentric weights (double) and the depth key (float) of a covered sample.
-// depth = float((w0*z0 + w1*z1) + w2*z2) + 0 (the +0 turns -0 into +0 so that the packed
-// GPU key and the CPU float comparison agree on ties).
+// Depth key (float) of a covered sample and its barycentric weights (double):
+//   zs_k  = double(z_k) * (1 / area)                      (per triangle, TriSetup::zs)
+//   depth = float((e0 * zs_0 + e1 * zs_1) + e2 * zs_2) + 0 (the +0 turns -0 into +0 so that the
+//           packed GPU key and the CPU float comparison agree on ties)
+//   w_k   = double(e_k) * (1 / area)
 #if defined(__CUDA_ARCH__)
-EE_HD void weights_depth(const TriSetup& s, const int64_t e[3], double w[3], float* depth) {
+EE_HD float depth_at(const TriSetup& s, const int64_t e[3]) {
+  const double d = __dadd_rn(__dadd_rn(__dmul_rn(double(e[0]), s.zs[0]), __dmul_rn(double(e[1]), s.zs[1])),
+                             __dmul_rn(double(e[2]), s.zs[2]));
+  return __fadd_rn(__double2float_rn(d), 0.0f);
+}
+EE_HD void weights_at(const TriSetup& s, const int64_t e[3], double w[3]) {
   w[0] = __dmul_rn(double(e[0]), s.inv_area);
   w[1] = __dmul_rn(double(e[1]), s.inv_area);
   w[2] = __dmul_rn(double(e[2]), s.inv_area);
-  const double d = __dadd_rn(__dadd_rn(__dmul_rn(w[0], double(s.z[0])), __dmul_rn(w[1], double(s.z[1]))),
-                             __dmul_rn(w[2], double(s.z[2])));
-  *depth = __fadd_rn(__double2float_rn(d), 0.0f);
 }
 #else
-EE_HD void weights_depth(const TriSetup& s, const int64_t e[3], double w[3], float* depth) {
+EE_HD float depth_at(const TriSetup& s, const int64_t e[3]) {
+  const double d = (double(e[0]) * s.zs[0] + double(e[1]) * s.zs[1]) + double(e[2]) * s.zs[2];
+  return float(d) + 0.0f;
+}
+EE_HD void weights_at(const TriSetup& s, const int64_t e[3], double w[3]) {
   w[0] = double(e[0]) * s.inv_area;
   w[1] = double(e[1]) * s.inv_area;
   w[2] = double(e[2]) * s.inv_area;
-  const double d = (w[0] * double(s.z[0]) + w[1] * double(s.z[1])) + w[2] * double(s.z[2]);
-  *depth = float(d) + 0.0f;
 }
 #endif
 

@@ -81,11 +81,11 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
       for (int j = s.j0; j < s.j1; ++j) {
         if ((e0 | e1 | e2) >= 0 && a.depth[row + size_t(j)] > zlo) {
           const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
-          double w[3];
-          float d;
-          weights_depth(s, e, w, &d);
+          const float d = depth_at(s, e);
           const size_t p = row + size_t(j);
           if (d < a.depth[p]) {
+            double w[3];
+            weights_at(s, e, w);
             a.depth[p] = d;
             a.tri_id[p] = id;
             float* b = a.bary + 3 * p;
@@ -210,72 +210,132 @@ inline float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); 
 
 }  // namespace
 
+// One band of rows of the compositor. Everything the loop reads is copied into locals first:
+// the uint8 frame stores may alias any memory, which would otherwise force reloads.
+template <int kMode, int kAlbedo, int kLights>
+void composite_rows(const CompositeArgs& c, const float (&lights_in)[kMaxLights][3], int num_lights_in,
+                    const float (&lsh_in)[9][3], int r0, int r1) {
+  // kLights > 0: that many directional lights, unrolled; 0: num_lights_in (runtime).
+  const int num_lights = kLights > 0 ? kLights : num_lights_in;
+  float lights[kMaxLights][3];
+  float lsh[9][3];
+  for (int l = 0; l < kMaxLights; ++l)
+    for (int ch = 0; ch < 3; ++ch) lights[l][ch] = lights_in[l][ch];
+  for (int k = 0; k < 9; ++k)
+    for (int ch = 0; ch < 3; ++ch) lsh[k][ch] = lsh_in[k][ch];
+  uint8_t* const frame = c.frame;
+  const int32_t* const tri_id = c.tri_id;
+  const float* const bary = c.bary;
+  const int32_t* const faces = c.faces;
+  const float* const normals = c.normals;
+  const float* const albedo = c.albedo;
+  const int64_t nf = c.num_faces;
+  const int w = c.w, x0 = c.x0, y0 = c.y0, fw = c.frame_w, fh = c.frame_h;
+  const float scale = kMode == 0 ? c.intensity / float(num_lights > 0 ? num_lights : 1) : 1.0f;
+  const float a255 = c.alpha * 255.0f, keep = 1.0f - c.alpha;
+  const float ca0 = albedo[0], ca1 = kAlbedo == 0 ? albedo[1] : 0.0f, ca2 = kAlbedo == 0 ? albedo[2] : 0.0f;
+  const int jlo = std::max(0, -x0), jhi = std::min(w, fw - x0);  // buffer columns inside the frame
+  for (int i = r0; i < r1; ++i) {
+    const int fy = y0 + i;
+    if (fy < 0 || fy >= fh) continue;
+    const int64_t frow = int64_t(fy) * fw + x0;  // frame index of buffer column 0
+    for (int j = jlo; j < jhi; ++j) {
+      const size_t p = size_t(i) * size_t(w) + size_t(j);
+      const int32_t t = tri_id[p];
+      if (t < 0 || t >= nf) continue;
+      const float b0 = bary[3 * p], b1 = bary[3 * p + 1], b2 = bary[3 * p + 2];
+      const int32_t f0 = faces[3 * size_t(t)], f1 = faces[3 * size_t(t) + 1], f2 = faces[3 * size_t(t) + 2];
+      const float* n0 = normals + 3 * size_t(f0);
+      const float* n1 = normals + 3 * size_t(f1);
+      const float* n2 = normals + 3 * size_t(f2);
+      const float nx = b0 * n0[0] + b1 * n1[0] + b2 * n2[0];
+      const float ny = b0 * n0[1] + b1 * n1[1] + b2 * n2[1];
+      const float nz = b0 * n0[2] + b1 * n1[2] + b2 * n2[2];
+      float alb0, alb1, alb2;
+      if (kAlbedo == 1) {
+        const float* a0 = albedo + 3 * size_t(f0);
+        const float* a1 = albedo + 3 * size_t(f1);
+        const float* a2 = albedo + 3 * size_t(f2);
+        alb0 = b0 * a0[0] + b1 * a1[0] + b2 * a2[0];
+        alb1 = b0 * a0[1] + b1 * a1[1] + b2 * a2[1];
+        alb2 = b0 * a0[2] + b1 * a1[2] + b2 * a2[2];
+      } else if (kAlbedo == 2) {
+        alb0 = albedo[3 * p];
+        alb1 = albedo[3 * p + 1];
+        alb2 = albedo[3 * p + 2];
+      } else {
+        alb0 = ca0;
+        alb1 = ca1;
+        alb2 = ca2;
+      }
+      float r, g, bl;
+      if (kMode == 0) {
+        float s = 0.0f;
+        if (kLights > 0) {
+          for (int l = 0; l < kLights; ++l) s += clamp01(nx * lights[l][0] + ny * lights[l][1] + nz * lights[l][2]);
+        } else {
+          for (int l = 0; l < num_lights; ++l) s += clamp01(nx * lights[l][0] + ny * lights[l][1] + nz * lights[l][2]);
+        }
+        s *= scale;
+        r = alb0 * s;
+        g = alb1 * s;
+        bl = alb2 * s;
+      } else {
+        const float basis[9] = {1.0f, nx, ny, nz, nx * ny, nx * nz, ny * nz, nx * nx - ny * ny, 3.0f * nz * nz - 1.0f};
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
+        for (int k = 0; k < 9; ++k) {
+          s0 += basis[k] * lsh[k][0];
+          s1 += basis[k] * lsh[k][1];
+          s2 += basis[k] * lsh[k][2];
+        }
+        r = alb0 * s0;
+        g = alb1 * s1;
+        bl = alb2 * s2;
+      }
+      uint8_t* o = frame + 3 * size_t(frow + j);
+      const float v0 = float(o[0]) * keep + clamp01(r) * a255 + 0.5f;
+      const float v1 = float(o[1]) * keep + clamp01(g) * a255 + 0.5f;
+      const float v2 = float(o[2]) * keep + clamp01(bl) * a255 + 0.5f;
+      o[0] = uint8_t(v0 >= 255.0f ? 255.0f : v0);
+      o[1] = uint8_t(v1 >= 255.0f ? 255.0f : v1);
+      o[2] = uint8_t(v2 >= 255.0f ? 255.0f : v2);
+    }
+  }
+}
+
 void composite_cpu(const CompositeArgs& c) {
   if (c.h <= 0 || c.w <= 0) return;
   const int64_t pixels = int64_t(c.h) * c.w;
   const int n = c.threads > 0 ? c.threads
                               : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
   // Premultiplied SH light: lsh[k][ch] = constant_k * light[k][ch].
-  float lsh[9][3];
+  float lsh[9][3] = {};
+  float lights[kMaxLights][3] = {};
+  int num_lights = 0;
   if (c.mode == 1) {
     for (int k = 0; k < 9; ++k)
       for (int ch = 0; ch < 3; ++ch) lsh[k][ch] = kSh[k] * c.light[3 * k + ch];
+  } else {
+    num_lights = std::min(c.num_lights, kMaxLights);
+    for (int l = 0; l < num_lights; ++l)
+      for (int ch = 0; ch < 3; ++ch) lights[l][ch] = c.light[3 * l + ch];
   }
-  const float inv_lights = c.num_lights > 0 ? 1.0f / float(c.num_lights) : 0.0f;
-  const float a = c.alpha, keep = 1.0f - c.alpha;
   run_bands(n, 0, c.h, [&](int, int r0, int r1) {
-    // Columns of the buffer that land inside the frame.
-    const int jlo = std::max(0, -c.x0), jhi = std::min(c.w, c.frame_w - c.x0);
-    for (int i = r0; i < r1; ++i) {
-      const int fy = c.y0 + i;
-      if (fy < 0 || fy >= c.frame_h) continue;
-      const int64_t frow = int64_t(fy) * c.frame_w + c.x0;  // frame index of buffer column 0
-      for (int j = jlo; j < jhi; ++j) {
-        const size_t p = size_t(i) * size_t(c.w) + size_t(j);
-        const int32_t t = c.tri_id[p];
-        if (t < 0 || t >= c.num_faces) continue;
-        const float* b = c.bary + 3 * p;
-        const int32_t* f = c.faces + 3 * size_t(t);
-        const float* n0 = c.normals + 3 * size_t(f[0]);
-        const float* n1 = c.normals + 3 * size_t(f[1]);
-        const float* n2 = c.normals + 3 * size_t(f[2]);
-        const float nx = b[0] * n0[0] + b[1] * n1[0] + b[2] * n2[0];
-        const float ny = b[0] * n0[1] + b[1] * n1[1] + b[2] * n2[1];
-        const float nz = b[0] * n0[2] + b[1] * n1[2] + b[2] * n2[2];
-        float alb[3];
-        if (c.albedo_kind == 1) {
-          const float* a0 = c.albedo + 3 * size_t(f[0]);
-          const float* a1 = c.albedo + 3 * size_t(f[1]);
-          const float* a2 = c.albedo + 3 * size_t(f[2]);
-          for (int ch = 0; ch < 3; ++ch) alb[ch] = b[0] * a0[ch] + b[1] * a1[ch] + b[2] * a2[ch];
-        } else if (c.albedo_kind == 2) {
-          for (int ch = 0; ch < 3; ++ch) alb[ch] = c.albedo[3 * p + ch];
-        } else {
-          for (int ch = 0; ch < 3; ++ch) alb[ch] = c.albedo[ch];
-        }
-        float rgb[3];
-        if (c.mode == 0) {
-          float s = 0.0f;
-          for (int l = 0; l < c.num_lights; ++l) {
-            const float* L = c.light + 3 * l;
-            s += clamp01(nx * L[0] + ny * L[1] + nz * L[2]);
-          }
-          s = s * inv_lights * c.intensity;
-          for (int ch = 0; ch < 3; ++ch) rgb[ch] = alb[ch] * s;
-        } else {
-          const float basis[9] = {1.0f, nx, ny, nz, nx * ny, nx * nz, ny * nz, nx * nx - ny * ny, 3.0f * nz * nz - 1.0f};
-          for (int ch = 0; ch < 3; ++ch) {
-            float s = 0.0f;
-            for (int k = 0; k < 9; ++k) s += basis[k] * lsh[k][ch];
-            rgb[ch] = alb[ch] * s;
-          }
-        }
-        uint8_t* o = c.frame + 3 * size_t(frow + j);
-        for (int ch = 0; ch < 3; ++ch) {
-          const float v = float(o[ch]) * keep + clamp01(rgb[ch]) * 255.0f * a + 0.5f;
-          o[ch] = uint8_t(v >= 255.0f ? 255.0f : v);
-        }
-      }
+    const int key = c.mode * 3 + c.albedo_kind;
+    const bool five = num_lights == 5;  // the shape preview's light rig
+    switch (key) {
+      case 0:
+        five ? composite_rows<0, 0, 5>(c, lights, num_lights, lsh, r0, r1)
+             : composite_rows<0, 0, 0>(c, lights, num_lights, lsh, r0, r1);
+        break;
+      case 1:
+        five ? composite_rows<0, 1, 5>(c, lights, num_lights, lsh, r0, r1)
+             : composite_rows<0, 1, 0>(c, lights, num_lights, lsh, r0, r1);
+        break;
+      case 2: composite_rows<0, 2, 0>(c, lights, num_lights, lsh, r0, r1); break;
+      case 3: composite_rows<1, 0, 0>(c, lights, num_lights, lsh, r0, r1); break;
+      case 4: composite_rows<1, 1, 0>(c, lights, num_lights, lsh, r0, r1); break;
+      default: composite_rows<1, 2, 0>(c, lights, num_lights, lsh, r0, r1); break;
     }
   });
 }

@@ -37,6 +37,8 @@ void interpolate_cpu(const float* attr, int64_t num_vertices, int channels, cons
 void vertex_normals_cpu(const float* vertices, int64_t num_vertices, const int32_t* faces, int64_t num_faces,
                         float* normals);
 
+constexpr int kMaxLights = 16;  // directional lights of the compositor
+
 struct CompositeArgs {
   uint8_t* frame;  // (H, W, 3) RGB, row-major
   int frame_h, frame_w;

@@ -47,9 +47,7 @@ __global__ void visibility_kernel(const QVert* __restrict__ q, const int32_t* __
     int64_t e[3] = {row_e[0], row_e[1], row_e[2]};
     for (int j = s.j0; j < s.j1; ++j) {
       if (covered(s, e)) {
-        double w[3];
-        float d;
-        weights_depth(s, e, w, &d);
+        const float d = depth_at(s, e);
         const unsigned long long key =
             ((unsigned long long)ordered_float_bits(__float_as_uint(d)) << 32) | id;
         unsigned long long* slot = keys + size_t(i) * width + j;
@@ -79,9 +77,9 @@ __global__ void resolve_kernel(const QVert* __restrict__ q, const int32_t* __res
     if (setup_triangle(q[faces[3 * t]], q[faces[3 * t + 1]], q[faces[3 * t + 2]], cull, x0, y0, x1, y1, &s)) {
       int64_t e[3];
       edges_at(s, j, i, e);
+      const float d = depth_at(s, e);
       double w[3];
-      float d;
-      weights_depth(s, e, w, &d);
+      weights_at(s, e, w);
       tri_id[p] = int32_t(t);
       depth[p] = d;
       bary[3 * p] = __double2float_rn(w[0]);
