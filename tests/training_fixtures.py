@@ -148,3 +148,26 @@ def synthetic_affectnet(n_train: int = 8, n_val: int = 4, with_bad: bool = True)
         (d / f"{split}.csv").write_text("\n".join(rows) + "\n")
     _CACHE[key] = d
     return d
+
+
+def framing_deca_tar() -> Path:
+    """A ``deca_model.tar`` in the official format whose E_flame frames the synthetic renders: the random
+    weights of :func:`deca_tar` with the last layer scaled by 1e-3 and its bias set to camera (7, 0, 0),
+    zero pose and an ambient light of 2 (the values :func:`render_faces` used), so the frozen E_flame of
+    the tests predicts a face that covers the crop (as a trained DECA would)."""
+    if "deca_framing" not in _CACHE:
+        import torch
+
+        from synthetic.checkpoints import write_deca_tar
+
+        p = _root() / "deca_framing.tar"
+        content = write_deca_tar(_root() / "deca_tmp.tar", seed=0)
+        w = content["E_flame"]["layers.2.weight"]
+        b = content["E_flame"]["layers.2.bias"]
+        w.mul_(1e-3)
+        b.zero_()
+        b[206:209] = torch.tensor([7.0, 0.0, 0.0])   # camera (s, tx, ty) after 100+50+50+6 code values
+        b[209:212] = 2.0                              # light[0] (ambient), RGB
+        torch.save(content, p)
+        _CACHE["deca_framing"] = p
+    return _CACHE["deca_framing"]
