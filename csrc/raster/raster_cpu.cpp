@@ -108,10 +108,11 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
 int auto_threads(int requested, int64_t pixels, int64_t faces) {
   if (requested > 0) return requested;
   // Spawning a worker costs tens of microseconds and every band repeats the per-triangle
-  // rejection; below ~64k pixels and few triangles the single thread wins.
+  // rejection; small jobs (below ~60k pixels + 4 x triangles, e.g. 200x200 with 2k triangles)
+  // stay on the calling thread; a FLAME mesh at 224x224 uses two.
   const int64_t work = pixels + 4 * faces;
-  int n = int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, work / 100000)));
-  return std::max(1, n);
+  if (work < 60000) return 1;
+  return int(std::min<int64_t>(hardware_threads(), 1 + work / 60000));
 }
 
 }  // namespace
@@ -126,7 +127,9 @@ int rasterize_cpu(const RasterArgs& a) {
     const float* p = a.vertices + 3 * v;
     qv[v] = quantize_vertex(p[0], p[1], p[2], a.origin_x, a.origin_y);
   }
-  const int threads = std::min(auto_threads(a.threads, int64_t(rows) * cols, a.num_faces), rows);
+  // At most 4 workers per hardware thread and one per row.
+  const int threads = std::min(std::min(auto_threads(a.threads, int64_t(rows) * cols, a.num_faces), rows),
+                               4 * hardware_threads());
   run_bands(threads, a.clip_y0, a.clip_y1, [&](int, int r0, int r1) { raster_band(a, qv, r0, r1); });
   return threads;
 }
@@ -138,7 +141,8 @@ void interpolate_cpu(const float* attr, int64_t num_vertices, int channels, cons
   (void)height;
   if (x1 <= x0 || y1 <= y0) return;
   const int64_t pixels = int64_t(x1 - x0) * (y1 - y0);
-  int n = threads > 0 ? threads : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
+  int n = threads > 0 ? std::min(threads, 4 * hardware_threads())
+                      : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
   const int C = channels;
   run_bands(n, y0, y1, [&](int, int r0, int r1) {
     for (int i = r0; i < r1; ++i) {
@@ -306,7 +310,7 @@ void composite_rows(const CompositeArgs& c, const float (&lights_in)[kMaxLights]
 void composite_cpu(const CompositeArgs& c) {
   if (c.h <= 0 || c.w <= 0) return;
   const int64_t pixels = int64_t(c.h) * c.w;
-  const int n = c.threads > 0 ? c.threads
+  const int n = c.threads > 0 ? std::min(c.threads, 4 * hardware_threads())
                               : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
   // Premultiplied SH light: lsh[k][ch] = constant_k * light[k][ch].
   float lsh[9][3] = {};
