@@ -4,7 +4,8 @@ Workloads
 - ``224``: a FLAME-sized closed mesh (4972 vertices, 9940 triangles, a bumpy sphere filling ~50%
   of a 224x224 crop): rasterization only (triangle id, depth, barycentrics into a reused target).
 - ``1080p overlay``: the same mesh as a ~400 px face in a 1920x1080 frame: transform, rasterize the
-  face region only, shade (grey shape preview, per pixel) and alpha-blend into the frame.
+  face region only (overlay_mesh's default back-face culling), shade (grey shape preview, per
+  pixel) and alpha-blend into the frame.
 Ours: CPU single-thread (threads=1) and multi-thread (threads=0, automatic), CUDA when available
 (device time of the kernels from CUDA events, transfers excluded).
 Peers: pyrender (OpenGL through EGL with Mesa's llvmpipe software rasterizer, the renderer a user

@@ -341,7 +341,7 @@ def test_input_conversion_float64_and_int64():
     (dict(vertices=np.array([["a"] * 3] * 4)), TypeError, "vertices"),
     (dict(faces=np.zeros((2, 3), np.float32)), TypeError, "faces: expected an integer"),
     (dict(faces=np.zeros((2, 4), np.int32)), ValueError, r"faces: expected shape \(F, 3\)"),
-    (dict(faces=np.array([[0, 1, 4]], np.int32)), IndexError, "triangle 0 has index"),
+    (dict(faces=np.array([[0, 1, 4]], np.int32)), IndexError, "faces: index 4 in triangle 0 is out of range"),
     (dict(faces=np.array([[0, 1, 2], [0, -1, 2]], np.int64)), IndexError, "triangle 1"),
     (dict(faces=np.array([[0, 1, 2 ** 40]], np.int64)), IndexError, "out of range"),
     (dict(height=0), ValueError, "height must be within"),

@@ -214,6 +214,14 @@ def test_overlay_matches_full_frame_render_and_touches_only_the_face_box(sphere)
     assert m.sum() > 10000
     assert np.abs(out[m].astype(int) - ref[m]).max() <= 1
     np.testing.assert_array_equal(out[~m], frame[~m])
+    # back-face culling (the overlay's default) changes nothing on a closed outward-oriented mesh
+    np.testing.assert_array_equal(overlay_mesh(frame, v, f, crop_to_frame, alpha=alpha, cull="none"), out)
+    # nor does a mirrored transform (the culling side follows the mirror)
+    mirror = np.array([[-s, 0, 400 - tx], [0, s, ty]])
+    flipped = overlay_mesh(frame[:, ::-1].copy(), v, f, mirror, alpha=alpha)
+    # (mirror image of the same picture, up to fill-rule ties on shared edges: wrong culling would
+    # show the unlit back hemisphere instead)
+    assert np.abs(flipped[:, ::-1].astype(int) - out).mean() < 0.5
     # the input frame is untouched unless passed as out
     assert not np.shares_memory(out, frame)
     same = frame.copy()

@@ -164,7 +164,7 @@ def transform_vertices(vertices, crop_to_frame) -> np.ndarray:
 
 
 def overlay_mesh(frame, vertices_crop, faces, crop_to_frame, *, alpha: float = 0.6, shading: str = "preview",
-                 colors=None, light=None, normals=None, cull: str = "none", out: Optional[np.ndarray] = None,
+                 colors=None, light=None, normals=None, cull: str = "back", out: Optional[np.ndarray] = None,
                  threads: int = 0, device: str = "cpu") -> np.ndarray:
     """Blend a shaded mesh onto a full-resolution frame.
 
@@ -172,8 +172,11 @@ def overlay_mesh(frame, vertices_crop, faces, crop_to_frame, *, alpha: float = 0
     crop_to_frame: (2, 3) affine crop -> frame pixels (``CropTransform.inverse``). Only the face's
     bounding box in the frame is rasterized and touched. shading: "preview" (grey five-light shape
     preview, or per-vertex ``colors``) or "sh" (needs ``light`` (9, 3); ``colors`` as albedo).
-    alpha: opacity of the mesh in [0, 1]. out: destination (may be ``frame`` itself for in-place);
-    default a copy. Returns the blended frame.
+    alpha: opacity of the mesh in [0, 1]. cull: "back" by default (as OpenGL viewers do; for a
+    closed mesh whose triangles are counter-clockwise seen from outside, like FLAME, the image is
+    the same as without culling, at about half the rasterization cost), "none" or "front"; a
+    mirroring ``crop_to_frame`` (negative determinant) is accounted for. out: destination (may be
+    ``frame`` itself for in-place); default a copy. Returns the blended frame.
     """
     img = np.asarray(frame)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -203,9 +206,17 @@ def overlay_mesh(frame, vertices_crop, faces, crop_to_frame, *, alpha: float = 0
     y1 = min(h, int(np.ceil(used[:, 1].max())) + 1)
     if x1 <= x0 or y1 <= y0:
         return out
+    # A mirroring transform flips the screen orientation of every triangle and the sign of
+    # normals computed from the transformed vertices.
+    mirror = np.linalg.det(np.asarray(crop_to_frame, np.float64)[:, :2]) < 0
+    if mirror:
+        cull = {"back": "front", "front": "back"}.get(cull, cull)
     tri, _, bary = rasterize_region(v, f, (x0, y0, x1, y1), cull=cull, threads=threads, device=device)
     kind, alb = _albedo_source(colors, tri, bary, f, v.shape[0])
     if not out.flags.c_contiguous:
         raise ValueError("out: expected a C-contiguous array")
-    _composite(out, x0, y0, tri, bary, f, _view_normals(v, f, normals), kind, alb, shading, light, alpha, threads)
+    vn = _view_normals(v, f, normals)
+    if mirror and normals is None:
+        vn = -vn
+    _composite(out, x0, y0, tri, bary, f, vn, kind, alb, shading, light, alpha, threads)
     return out

@@ -120,13 +120,18 @@ def as_vertices(vertices, name: str = "vertices") -> np.ndarray:
     return np.ascontiguousarray(v, dtype=np.float32)
 
 
-def as_faces(faces, num_vertices: int, name: str = "faces") -> np.ndarray:
-    """(F,3) C-contiguous int32 triangle array with every index in [0, num_vertices)."""
+def as_faces(faces, num_vertices: int, name: str = "faces", check_range_natively: bool = False) -> np.ndarray:
+    """(F,3) C-contiguous int32 triangle array with every index in [0, num_vertices).
+
+    With ``check_range_natively`` an int32 array is passed through unchecked because the native
+    call it is meant for validates every index itself (IndexError naming the triangle)."""
     f = np.asarray(faces)
     if f.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array of shape (F, 3), got dtype {f.dtype}")
     if f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"{name}: expected shape (F, 3), got {f.shape}")
+    if f.dtype == np.int32 and check_range_natively:
+        return np.ascontiguousarray(f)  # the extension checks every index before use
     if f.size:
         lo, hi = int(f.min()), int(f.max())
         if lo < 0 or hi >= num_vertices:
@@ -179,7 +184,7 @@ def rasterize(vertices, faces, height: int, width: int, *, roi=None, cull: str =
     """
     height, width = _check_size(height, width)
     v = as_vertices(vertices)
-    f = as_faces(faces, v.shape[0])
+    f = as_faces(faces, v.shape[0], check_range_natively=True)
     if cull not in CULL_MODES:
         raise ValueError(f"cull: expected one of {sorted(CULL_MODES)}, got {cull!r}")
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 0:
@@ -225,7 +230,7 @@ def rasterize_region(vertices, faces, rect, *, cull: str = "none", threads: int 
     h, w = y1 - y0, x1 - x0
     _check_size(h, w)
     v = as_vertices(vertices)
-    f = as_faces(faces, v.shape[0])
+    f = as_faces(faces, v.shape[0], check_range_natively=True)
     if cull not in CULL_MODES:
         raise ValueError(f"cull: expected one of {sorted(CULL_MODES)}, got {cull!r}")
     tri_id = np.empty((h, w), np.int32)
