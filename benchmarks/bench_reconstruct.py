@@ -19,7 +19,8 @@ import fixtures_bundles as fb
 from emoca_edge.reconstruct import Reconstructor
 
 FAMILIES = {"emoca": "emoca_coarse", "smirk": "smirk"}
-ROUNDS = {1: 8, 16: 2}
+ROUNDS = {1: 6, 16: 2}
+WARMUP = {1: 1, 16: 0}  # batch 16 calls take seconds; keep the file within CI minutes
 RESULTS: dict = {}
 
 
@@ -76,7 +77,7 @@ def test_reconstruct_speed(benchmark, engines, family, batch, engine):
                 return module(x)
     benchmark.group = f"{family} batch {batch}"
     benchmark.extra_info.update(family=family, batch=batch, engine=engine, threads_torch=torch.get_num_threads())
-    out = benchmark.pedantic(fn, rounds=ROUNDS[batch], iterations=1, warmup_rounds=1)
+    out = benchmark.pedantic(fn, rounds=ROUNDS[batch], iterations=1, warmup_rounds=WARMUP[batch])
     assert out["vertices"].shape[0] == batch
     median = benchmark.stats.stats.median
     RESULTS[(family, batch, engine)] = median

@@ -16,6 +16,8 @@ if str(TESTS) not in sys.path:
 def pytest_collect_file(file_path, parent):
     if file_path.suffix != ".py" or not file_path.name.startswith("bench_"):
         return None
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest's own collector takes it
     patterns = parent.config.getini("python_files")
     if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
         return None  # the standard collector takes it
