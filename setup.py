@@ -32,7 +32,8 @@ def _package_dir():
 
 
 RASTER = os.path.join("csrc", "raster")
-HEADERS = [os.path.join(RASTER, h) for h in ("raster_common.h", "raster_cpu.h", "raster_cuda.h", "validate.h")]
+HEADERS = [os.path.join(RASTER, h)
+           for h in ("raster_common.h", "raster_kernels.h", "raster_cpu.h", "raster_cuda.h", "validate.h")]
 
 
 def _flag(name):

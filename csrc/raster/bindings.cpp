@@ -28,6 +28,21 @@ int rasterize_into(const py::array& vertices, const py::array& faces, py::array 
   return ee::rasterize_cpu(a);
 }
 
+void emulate_cuda_into(const py::array& vertices, const py::array& faces, py::array tri_id, py::array depth,
+                       py::array bary, int x0, int y0, int x1, int y1, int64_t origin_x, int64_t origin_y, int cull,
+                       const py::array& order) {
+  const ee::RasterArgs a =
+      make_raster_args(vertices, faces, tri_id, depth, bary, x0, y0, x1, y1, origin_x, origin_y, cull, 1);
+  check_array<int64_t>(order, "order", "int64", false);
+  check_shape(order, "order", {faces.shape(0)}, "(F,) like faces");
+  const int64_t* o = static_cast<const int64_t*>(order.data());
+  for (py::ssize_t k = 0; k < order.shape(0); ++k) {
+    if (o[k] < 0 || o[k] >= faces.shape(0)) throw py::index_error("order: triangle index out of range");
+  }
+  py::gil_scoped_release release;
+  ee::emulate_cuda_cpu(a, o);
+}
+
 void interpolate_into(const py::array& attr, const py::array& faces, const py::array& tri_id, const py::array& bary,
                       py::array out, int x0, int y0, int x1, int y1, int threads) {
   check_array<float>(attr, "attributes", "float32", false);
@@ -146,6 +161,10 @@ PYBIND11_MODULE(_raster, m) {
         py::arg("depth"), py::arg("bary"), py::arg("x0"), py::arg("y0"), py::arg("x1"), py::arg("y1"),
         py::arg("origin_x"), py::arg("origin_y"), py::arg("cull"), py::arg("threads"),
         "Clear the clip rectangle of the buffers and rasterize into it; returns the thread count used.");
+  m.def("emulate_cuda_into", &emulate_cuda_into, py::arg("vertices"), py::arg("faces"), py::arg("tri_id"),
+        py::arg("depth"), py::arg("bary"), py::arg("x0"), py::arg("y0"), py::arg("x1"), py::arg("y1"),
+        py::arg("origin_x"), py::arg("origin_y"), py::arg("cull"), py::arg("order"),
+        "Test aid: the CUDA kernels' per-thread code run sequentially on the host, triangles in `order`.");
   m.def("interpolate_into", &interpolate_into, py::arg("attributes"), py::arg("faces"), py::arg("tri_id"),
         py::arg("bary"), py::arg("out"), py::arg("x0"), py::arg("y0"), py::arg("x1"), py::arg("y1"),
         py::arg("threads"), "Barycentric interpolation of per-vertex attributes into out (H, W, C).");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "raster_common.h"
+#include "raster_kernels.h"
 
 namespace ee {
 
@@ -132,6 +133,27 @@ int rasterize_cpu(const RasterArgs& a) {
                                4 * hardware_threads());
   run_bands(threads, a.clip_y0, a.clip_y1, [&](int, int r0, int r1) { raster_band(a, qv, r0, r1); });
   return threads;
+}
+
+void emulate_cuda_cpu(const RasterArgs& a, const int64_t* order) {
+  const int x0 = a.clip_x0, y0 = a.clip_y0, x1 = a.clip_x1, y1 = a.clip_y1;
+  if (x1 <= x0 || y1 <= y0) return;
+  std::vector<QVert> qv(size_t(a.num_vertices));
+  for (int64_t v = 0; v < a.num_vertices; ++v) {
+    const float* p = a.vertices + 3 * v;
+    qv[size_t(v)] = quantize_vertex(p[0], p[1], p[2], a.origin_x, a.origin_y);
+  }
+  std::vector<unsigned long long> keys(size_t(a.height) * size_t(a.width), kEmptyKey);
+  const auto host_min = [](unsigned long long* slot, unsigned long long key) {
+    if (key < *slot) *slot = key;
+  };
+  for (int64_t k = 0; k < a.num_faces; ++k) {
+    const int64_t t = order ? order[k] : k;
+    visibility_triangle(qv.data(), a.faces, t, a.cull, a.width, x0, y0, x1, y1, keys.data(), host_min);
+  }
+  for (int i = y0; i < y1; ++i)
+    for (int j = x0; j < x1; ++j)
+      resolve_pixel(qv.data(), a.faces, a.cull, a.width, x0, y0, x1, y1, keys.data(), j, i, a.tri_id, a.depth, a.bary);
 }
 
 void interpolate_cpu(const float* attr, int64_t num_vertices, int channels, const int32_t* faces,

@@ -24,6 +24,11 @@ struct RasterArgs {
 // Returns the number of threads used.
 int rasterize_cpu(const RasterArgs& args);
 
+// Sequential host run of the CUDA kernels' per-thread code (raster_kernels.h): snap, clear keys,
+// visibility of the triangles in the given order (a permutation of 0..F-1, or index order when
+// null) with a plain minimum standing in for atomicMin, then the resolve pass. For tests.
+void emulate_cuda_cpu(const RasterArgs& args, const int64_t* order);
+
 // Number of hardware threads (at least 1).
 int hardware_threads();
 

@@ -14,11 +14,10 @@
 
 #include "raster_common.h"
 #include "raster_cuda.h"
+#include "raster_kernels.h"
 
 namespace ee {
 namespace {
-
-constexpr unsigned long long kEmptyKey = ~0ull;
 
 __global__ void snap_kernel(const float* __restrict__ v, int64_t nv, int64_t ox, int64_t oy, QVert* __restrict__ q) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -33,34 +32,17 @@ __global__ void clear_kernel(unsigned long long* __restrict__ keys, int width, i
   keys[size_t(i) * width + j] = kEmptyKey;
 }
 
+struct DeviceAtomicMin {
+  __device__ void operator()(unsigned long long* slot, unsigned long long key) const {
+    if (key < *slot) atomicMin(slot, key);  // the plain read only skips hopeless atomics
+  }
+};
+
 __global__ void visibility_kernel(const QVert* __restrict__ q, const int32_t* __restrict__ faces, int64_t nf,
-                                  int cull, int width, int x0, int y0, int x1, int y1,
-                                  unsigned long long* __restrict__ keys) {
+                                  int cull, int width, int x0, int y0, int x1, int y1, unsigned long long* keys) {
   const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= nf) return;
-  TriSetup s;
-  if (!setup_triangle(q[faces[3 * t]], q[faces[3 * t + 1]], q[faces[3 * t + 2]], cull, x0, y0, x1, y1, &s)) return;
-  const unsigned long long id = (unsigned long long)(uint32_t(t));
-  int64_t row_e[3];
-  edges_at(s, s.j0, s.i0, row_e);
-  for (int i = s.i0; i < s.i1; ++i) {
-    int64_t e[3] = {row_e[0], row_e[1], row_e[2]};
-    for (int j = s.j0; j < s.j1; ++j) {
-      if (covered(s, e)) {
-        const float d = depth_at(s, e);
-        const unsigned long long key =
-            ((unsigned long long)ordered_float_bits(__float_as_uint(d)) << 32) | id;
-        unsigned long long* slot = keys + size_t(i) * width + j;
-        if (key < *slot) atomicMin(slot, key);  // the plain read only skips hopeless atomics
-      }
-      e[0] += s.a[0] * kSub;
-      e[1] += s.a[1] * kSub;
-      e[2] += s.a[2] * kSub;
-    }
-    row_e[0] += s.b[0] * kSub;
-    row_e[1] += s.b[1] * kSub;
-    row_e[2] += s.b[2] * kSub;
-  }
+  visibility_triangle(q, faces, t, cull, width, x0, y0, x1, y1, keys, DeviceAtomicMin());
 }
 
 __global__ void resolve_kernel(const QVert* __restrict__ q, const int32_t* __restrict__ faces, int cull, int width,
@@ -69,30 +51,7 @@ __global__ void resolve_kernel(const QVert* __restrict__ q, const int32_t* __res
   const int j = x0 + blockIdx.x * blockDim.x + threadIdx.x;
   const int i = y0 + blockIdx.y * blockDim.y + threadIdx.y;
   if (j >= x1 || i >= y1) return;
-  const size_t p = size_t(i) * width + j;
-  const unsigned long long key = keys[p];
-  TriSetup s;
-  if (key != kEmptyKey) {
-    const int64_t t = int64_t(uint32_t(key & 0xffffffffull));
-    if (setup_triangle(q[faces[3 * t]], q[faces[3 * t + 1]], q[faces[3 * t + 2]], cull, x0, y0, x1, y1, &s)) {
-      int64_t e[3];
-      edges_at(s, j, i, e);
-      const float d = depth_at(s, e);
-      double w[3];
-      weights_at(s, e, w);
-      tri_id[p] = int32_t(t);
-      depth[p] = d;
-      bary[3 * p] = __double2float_rn(w[0]);
-      bary[3 * p + 1] = __double2float_rn(w[1]);
-      bary[3 * p + 2] = __double2float_rn(w[2]);
-      return;
-    }
-  }
-  tri_id[p] = -1;
-  depth[p] = __int_as_float(0x7f800000);  // +inf
-  bary[3 * p] = 0.0f;
-  bary[3 * p + 1] = 0.0f;
-  bary[3 * p + 2] = 0.0f;
+  resolve_pixel(q, faces, cull, width, x0, y0, x1, y1, keys, j, i, tri_id, depth, bary);
 }
 
 // Device buffers kept between calls (grown on demand), guarded by a mutex.
