@@ -232,7 +232,8 @@ const float kSh[9] = {
     float((kPi / 4) * 0.5 * std::sqrt(5 / (4 * kPi))),
 };
 
-inline float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+// NaN maps to 0 so that the uint8 conversion below is always defined.
+inline float clamp01(float x) { return x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f; }
 
 }  // namespace
 
