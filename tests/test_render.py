@@ -276,3 +276,15 @@ def test_render_errors(call, err, match):
     f = np.array([[0, 1, 2]], np.int32)
     with pytest.raises(err, match=match):
         call(v, f)
+
+
+def test_shape_preview_with_vertex_colours_matches_reference(sphere):
+    v, f = sphere
+    colors = np.random.default_rng(6).uniform(0, 1, (len(v), 3))
+    img = render_shape_preview(v, f, 224, 224, colors=colors)
+    tri, _, bary = rasterize(v, f, 224, 224)
+    n = ref_interpolate(ref_vertex_normals(v, f) * [1, -1, -1], f, tri, bary)
+    ref = np.floor(np.clip(ref_interpolate(colors, f, tri, bary) * ref_preview_shading(n)[..., None], 0, 1) * 255 + 0.5)
+    m = tri >= 0
+    assert np.abs(img[m].astype(int) - ref[m]).max() <= 1  # float32 vs float64 rounding
+    assert (img[~m] == 0).all()
