@@ -163,8 +163,7 @@ void interpolate_cpu(const float* attr, int64_t num_vertices, int channels, cons
   (void)height;
   if (x1 <= x0 || y1 <= y0) return;
   const int64_t pixels = int64_t(x1 - x0) * (y1 - y0);
-  int n = threads > 0 ? std::min(threads, 4 * hardware_threads())
-                      : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
+  int n = threads > 0 ? std::min(threads, 4 * hardware_threads()) : auto_threads(0, pixels, 0);
   const int C = channels;
   run_bands(n, y0, y1, [&](int, int r0, int r1) {
     for (int i = r0; i < r1; ++i) {
@@ -333,8 +332,7 @@ void composite_rows(const CompositeArgs& c, const float (&lights_in)[kMaxLights]
 void composite_cpu(const CompositeArgs& c) {
   if (c.h <= 0 || c.w <= 0) return;
   const int64_t pixels = int64_t(c.h) * c.w;
-  const int n = c.threads > 0 ? std::min(c.threads, 4 * hardware_threads())
-                              : int(std::min<int64_t>(hardware_threads(), std::max<int64_t>(1, pixels / 100000)));
+  const int n = c.threads > 0 ? std::min(c.threads, 4 * hardware_threads()) : auto_threads(0, pixels, 0);
   // Premultiplied SH light: lsh[k][ch] = constant_k * light[k][ch].
   float lsh[9][3] = {};
   float lights[kMaxLights][3] = {};
