@@ -79,12 +79,17 @@ class RenderTarget:
     to erase it) is written, so a 1080p target costs only the face region per frame.
     """
 
-    def __init__(self, height: int, width: int):
+    def __init__(self, height: int, width: int, _cleared: bool = True):
         height, width = _check_size(height, width)
         self.height, self.width = height, width
-        self.tri_id = np.full((height, width), -1, np.int32)
-        self.depth = np.full((height, width), np.inf, np.float32)
-        self.bary = np.zeros((height, width, 3), np.float32)
+        if _cleared:
+            self.tri_id = np.full((height, width), -1, np.int32)
+            self.depth = np.full((height, width), np.inf, np.float32)
+            self.bary = np.zeros((height, width, 3), np.float32)
+        else:  # only for a call that renders (and so clears) the whole image
+            self.tri_id = np.empty((height, width), np.int32)
+            self.depth = np.empty((height, width), np.float32)
+            self.bary = np.empty((height, width, 3), np.float32)
         self._dirty: Optional[Tuple[int, int, int, int]] = None  # rectangle written by the last call
 
     def _prepare(self, rect: Tuple[int, int, int, int]) -> None:
@@ -191,7 +196,8 @@ def rasterize(vertices, faces, height: int, width: int, *, roi=None, cull: str =
         raise ValueError(f"threads: expected an integer >= 0 (0 = automatic), got {threads!r}")
     rect = _check_roi(roi, height, width)
     if out is None:
-        target = RenderTarget(height, width)
+        # without a region of interest the native call clears every pixel itself
+        target = RenderTarget(height, width, _cleared=rect != (0, 0, width, height))
     else:
         if not isinstance(out, RenderTarget):
             raise TypeError(f"out: expected a RenderTarget, got {type(out).__name__}")
