@@ -46,7 +46,8 @@ def test_affectnet_rows_labels_and_skips(affectnet, caplog):
 
 def test_affectnet_crop_is_emoca_convention(affectnet):
     ds = AffectNetDataset(affectnet, "validation")
-    path, lmk, *_ = ds.rows[0]
+    path = ds.rows[0][0]
+    lmk = ds.landmarks(0)
     s = ds[0]
     img = cv2.cvtColor(cv2.imread(str(affectnet / "images" / path)), cv2.COLOR_BGR2RGB)
     t = crop_mod.crop_transform(lmk, "deca68", 224)

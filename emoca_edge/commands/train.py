@@ -46,7 +46,8 @@ def run(args) -> int:
         trainer = Trainer(args.target, cfg, args.data, args.out, device=args.device, max_steps=args.max_steps,
                           resume=args.resume, progress=not args.no_progress)
         summary = trainer.fit()
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError, OSError) as exc:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError, OSError,
+            ArithmeticError) as exc:
         print(f"emoca-edge train {args.target}: {exc}", file=sys.stderr)
         return 1
     print(f"trained {args.target}: {summary['steps']} steps; checkpoint {summary['checkpoint']}")

@@ -67,7 +67,7 @@ class AffectNetDataset:
 
     root: the ``--data`` folder; split: ``training``/``validation`` (or a CSV path); image_dir:
     default ``root/images``; augmentation: an :class:`Augmentation` or None; seed: augmentation seed.
-    Attributes: ``rows`` (kept rows), ``skipped_rows`` [(row number, reason)], ``bad`` (unreadable images).
+    Attributes: ``rows`` (kept rows: path, None, expression, valence, arousal), :meth:`landmarks`, ``skipped_rows`` [(row number, reason)], ``bad`` (unreadable images).
     """
 
     def __init__(self, root, split: str = "training", image_dir=None, size: int = 224, augmentation=None,
@@ -102,6 +102,9 @@ class AffectNetDataset:
                 if max_samples is not None and len(self.rows) >= max_samples:
                     break
         self.ignored_codes = ignored
+        # Compact storage (one float32 array) so large CSVs stay small in memory and in workers.
+        self._landmarks = np.stack([r[1] for r in self.rows]).astype(np.float32) if self.rows else None
+        self.rows = [(r[0], None, r[2], r[3], r[4]) for r in self.rows]
         if not self.rows:
             raise ValueError(f"{csv_path}: no usable rows ({len(self.skipped_rows)} malformed, {ignored} with "
                              "expression codes 8-10)")
@@ -112,6 +115,10 @@ class AffectNetDataset:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def landmarks(self, index: int) -> np.ndarray:
+        """The row's 68 landmarks (68, 2) in image pixels (stored as float32)."""
+        return self._landmarks[index].astype(np.float64)
+
     def labels(self) -> dict:
         """All labels as arrays: expression (N,), valence (N,), arousal (N,)."""
         return {"expression": np.array([r[2] for r in self.rows], np.int64),
@@ -119,7 +126,8 @@ class AffectNetDataset:
                 "arousal": np.array([r[4] for r in self.rows], np.float32)}
 
     def __getitem__(self, index: int):
-        path, lmk, expression, valence, arousal = self.rows[index]
+        path, _, expression, valence, arousal = self.rows[index]
+        lmk = self._landmarks[index].astype(np.float64)
         full = self.image_dir / path
         try:
             img = read_image(full)

@@ -39,7 +39,7 @@ class EmoRecStage(Stage):
             raise ValueError(f"emorec: model.inputs {inputs}: unknown {unknown}, not output by bundle "
                              f"{bundle.path} {missing}")
         dims = {k: int(bundle.manifest["outputs"][k]["shape"][1]) for k in inputs}
-        self.reconstructor = Reconstructor(bundle, device="cuda" if self.device.type == "cuda" else "cpu")
+        self.reconstructor = Reconstructor(bundle, device=str(m.get("bundle_device") or "cpu"))
         self.bundle_path = str(bundle.path)
         self.mlp_kwargs = dict(input_dims=dims, hidden=int(m.get("hidden", 2048)), num_layers=int(m.get("num_layers", 4)),
                                batch_norm=bool(m.get("batch_norm", True)), n_expression=int(m.get("n_expression", 8)))
