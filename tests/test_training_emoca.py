@@ -120,3 +120,21 @@ def test_emoca_config_errors(data, tmp_path):
                                              f"model.init={tfx.framing_deca_tar()}"])
     with pytest.raises(ValueError, match="emotion.checkpoint is not set"):
         Trainer("emoca-coarse", cfg, data, tmp_path / "r2", progress=False).fit()
+
+
+def test_expression_encoder_initialisation(data):
+    from emoca_edge.training.stages.emoca import CoarseStage
+
+    over = ["train.num_workers=0", f"model.flame_dir={tfx.flame_dir()}", f"model.init={tfx.framing_deca_tar()}",
+            "loss.emotion=0.0", "model.init_head_from_flame=true"]
+    stage = CoarseStage(load_config("emoca-coarse", None, over), data, "cpu")
+    ef, ee = stage.nets["E_flame"], stage.nets["E_expression"]
+    for k, v in ef.encoder.state_dict().items():
+        assert torch.equal(ee.encoder.state_dict()[k], v), k
+    stage.eval_mode()
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        code, e = ef(x), ee(x)
+    # rows 150:200 of the DECA code are the expression, 203:206 the jaw pose; same weights, but the
+    # float32 GEMM over a row subset may sum in another order: a few ulp (values ~1e-5 here)
+    torch.testing.assert_close(e, torch.cat([code[:, 150:200], code[:, 203:206]], 1), rtol=1e-5, atol=1e-9)

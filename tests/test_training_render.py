@@ -119,3 +119,25 @@ def test_load_obj_uv(tmp_path):
     (tmp_path / "q.obj").write_text("v 0 0 0\nf 1 2 3 4\n")
     with pytest.raises(ValueError, match="only triangles"):
         render.load_obj_uv(tmp_path / "q.obj")
+
+
+def test_albedo_model_sampled_in_uv():
+    # Albedo model whose mean is a horizontal ramp in u and whose single basis map adds 0.1 * code:
+    # the value sampled at each pixel must be ramp(u_pixel) + 0.1 * code (bilinear of a linear ramp is exact
+    # away from the clamped border texels).
+    v, f = _mesh(7, 6, 32.0)
+    uv = (v[:, :2] / 32.0).copy()
+    uv[:, 1] = 1.0 - uv[:, 1]  # v up
+    space = render.UVSpace(uv, f, f, size=16)
+    s = 16
+    ramp = np.broadcast_to(((np.arange(s) + 0.5) / s)[None, :, None], (s, s, 3)) * 0.5
+    model = render.AlbedoModel(ramp, np.ones((s, s, 3, 1)))
+    alb_uv = model.uv_albedo(torch.tensor([[0.1]], dtype=torch.float64), 1).double()
+    frags = render.rasterize(torch.from_numpy(v)[None], torch.from_numpy(f), 32, 32)
+    got = space.sample(alb_uv, frags)[0, 0]
+    u_pix = space.pixel_uv(frags)[0, 0]
+    inner = (frags.mask()[0, 0] > 0) & (u_pix > 1.0 / s) & (u_pix < 1 - 1.0 / s)
+    # float32 maps and grid sampling: 1e-5 absolute
+    np.testing.assert_allclose(got[inner].numpy(), (0.5 * u_pix[inner] + 0.1).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="basis"):
+        render.AlbedoModel(ramp, np.ones((s, s, 1)))
