@@ -26,6 +26,7 @@ MANIFEST_NAME = "manifest.json"
 FACE_MODEL_NAME = "face_model.npz"
 RECONSTRUCT_GRAPH = "reconstruct"
 FAMILIES = ("deca", "emoca", "smirk", "default")
+FLAME_FAMILIES = ("deca", "emoca", "smirk")  # reconstruct graphs with the FLAME outputs below
 CROP_CONVENTIONS = ("deca68", "smirk478")
 
 # Every output a reconstruction graph may have: shape with symbolic sizes, units, meaning.
@@ -123,12 +124,16 @@ def validate_manifest(manifest: Any, where: str = "manifest") -> None:
             raise BundleError(f"{where}: graph {name!r} file {file_name!r} is not listed in files")
     if manifest.get("face_model", FACE_MODEL_NAME) not in manifest["files"]:
         raise BundleError(f"{where}: face model file {manifest.get('face_model', FACE_MODEL_NAME)!r} is not listed in files")
-    missing = [o for o in REQUIRED_OUTPUTS if o not in manifest["outputs"]]
-    if missing:
-        raise BundleError(f"{where}: outputs lacks required {missing}")
-    unknown = [o for o in manifest["outputs"] if o not in OUTPUT_SPECS]
-    if unknown:
-        raise BundleError(f"{where}: unknown outputs {unknown}")
+    if manifest["family"] in FLAME_FAMILIES:
+        missing = [o for o in REQUIRED_OUTPUTS if o not in manifest["outputs"]]
+        if missing:
+            raise BundleError(f"{where}: outputs lacks required {missing}")
+        unknown = [o for o in manifest["outputs"] if o not in OUTPUT_SPECS]
+        if unknown:
+            raise BundleError(f"{where}: unknown outputs {unknown}")
+    for name, spec in manifest["outputs"].items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list):
+            raise BundleError(f"{where}: outputs[{name!r}] must be an object with a 'shape' list")
     for file_name, entry in manifest["files"].items():
         if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
                 or not isinstance(entry.get("bytes"), int)):

@@ -157,7 +157,13 @@ def verify_against_torch(module: nn.Module, path: str | os.PathLike, input_batch
     labels = list(batch_labels) if batch_labels is not None else [f"batch{i}" for i in range(len(input_batches))]
     for label, inputs in zip(labels, input_batches):
         ref = torch_outputs(module, inputs, output_names)
-        got = onnx_outputs(path, inputs, session=sess)
+        try:
+            got = onnx_outputs(path, inputs, session=sess)
+        except Exception as exc:  # onnxruntime's own exception types
+            shapes = [tuple(x.shape) for x in inputs]
+            raise ExportVerificationError(
+                f"{path}: ONNX Runtime cannot run the exported graph on {label} inputs {shapes} ({exc}); "
+                "if the batch size is the problem, the exporter specialised the batch axis") from exc
         for name, err in compare(got, ref).items():
             report.errors[name] = max(report.errors.get(name, 0.0), err)
         n = int(inputs[0].shape[0])

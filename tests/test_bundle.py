@@ -92,7 +92,8 @@ def test_format_version_mismatch(toy_copy, version, message):
     (lambda m: m["crop"].update(convention="mtcnn"), "unknown crop convention"),
     (lambda m: m["graphs"].update(reconstruct="other.onnx"), "is not listed in files"),
     (lambda m: m["outputs"].pop("vertices"), "lacks required"),
-    (lambda m: m["outputs"].update(bogus={}), "unknown outputs"),
+    (lambda m: m["outputs"].update(bogus={"shape": ["N"]}), "unknown outputs"),
+    (lambda m: m["outputs"].update(shape="(N,10)"), "must be an object with a 'shape' list"),
     (lambda m: m["files"].update({"../x": {"sha256": "0", "bytes": 1}}), "plain name"),
 ])
 def test_malformed_manifest(toy_copy, edit, message):
@@ -188,3 +189,21 @@ def test_info_command_reports_corruption(toy_copy, capsys):
     (toy_copy / "reconstruct.onnx").write_bytes(b"garbage")
     assert main(["info", str(toy_copy)]) == 1
     assert "reconstruct.onnx" in capsys.readouterr().err
+
+
+def test_export_verification_catches_a_static_batch(tmp_path):
+    """A graph whose batch size got frozen at the example's (2) must fail verification on other
+    batch sizes with a clear message, not write the file."""
+    import torch
+
+    from emoca_edge.export.onnx_export import ExportVerificationError, export_verified
+
+    class Static(torch.nn.Module):
+        def forward(self, x):
+            n = int(x.shape[0])  # traced as the constant 2
+            return {"y": torch.zeros(n, 4) + x}
+
+    with pytest.raises(ExportVerificationError, match="specialised the batch axis"):
+        export_verified(Static(), tmp_path / "s.onnx", ["x"], ["y"], [torch.ones(2, 4)],
+                        [[np.ones((3, 4), np.float32)]])
+    assert not (tmp_path / "s.onnx").exists()
