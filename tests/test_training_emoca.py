@@ -33,7 +33,7 @@ def coarse_run(tmp_path_factory, data):
     cfg = load_config("emoca-coarse", None, FAST + [
         f"model.init={tfx.framing_deca_tar()}", f"model.flame_dir={tfx.flame_dir()}", "emotion.allow_random_init=true",
         "train.lr=1e-5", "loss.mouth=0.5", "loss.relative_landmarks=0.5", "loss.emotion_outputs=0.0015",
-        "loss.jaw_reg=1e-3"])
+        "loss.jaw_reg=1e-3", f"model.uv_obj={tfx.uv_obj()}", f"model.face_mask={tfx.uv_mask()}"])
     Trainer("emoca-coarse", cfg, data, run, max_steps=2, progress=False).fit()
     return run
 
@@ -72,6 +72,33 @@ def test_coarse_loss_decreases_with_all_terms(coarse_run):
     # The frozen E_flame frames the synthetic face, so the render covers the crop and the
     # photometric and emotion terms are active (not trivially 0).
     assert recs[0]["photometric"] > 0 and recs[0]["emotion"] > 0
+
+
+def test_face_mask_restricts_the_photometric_region(coarse_run, data):
+    from emoca_edge.training.data import collate_skip
+    from emoca_edge.training.stages.emoca import CoarseStage
+    from emoca_edge.training.render import rasterize, view_normals_image
+
+    cfg = load_checkpoint(coarse_run)["config"]
+    cfg["loss"]["emotion"] = cfg["loss"]["emotion_outputs"] = 0.0
+    stage = CoarseStage(cfg, data, "cpu")
+    stage.eval_mode()
+    from emoca_edge.training.data import AffectNetDataset
+
+    batch = collate_skip([AffectNetDataset(data, "training")[0]])
+    with torch.no_grad():
+        codes = stage.coarse_codes(batch["image"])
+        geo = stage.geometry(codes)
+        frags = rasterize(geo["vertices_px"], stage.faces, 224, 224)
+        _, mask = stage.shade(frags, view_normals_image(frags, geo["vertices_px"], stage.faces), codes)
+    # The mask image of the fixture is 1 on the upper half of UV space (v > 0.5) and 0 below, so the
+    # photometric mask is the rendered pixels whose interpolated v is above 0.5 (bilinear blend near v = 0.5).
+    v = stage.uv.pixel_uv(frags)[0, 1]
+    cover = frags.mask()[0, 0] > 0
+    m = mask[0, 0]
+    # (bilinear weights of equal texels sum to 1 up to float32 rounding)
+    assert torch.all(m[cover & (v > 0.55)] > 1 - 1e-6) and torch.all(m[cover & (v < 0.45)] == 0)
+    assert torch.all(m[~cover] == 0) and (cover & (v > 0.55)).any() and (cover & (v < 0.45)).any()
 
 
 def test_coarse_frozen_and_trained_parts(coarse_run):

@@ -63,6 +63,19 @@ def uv_obj() -> Path:
     return _CACHE["obj"]
 
 
+def uv_mask() -> Path:
+    """A 64x64 UV mask PNG: 255 on the upper half (v > 0.5), 0 below."""
+    if "uv_mask" not in _CACHE:
+        import cv2
+
+        img = np.zeros((64, 64), np.uint8)
+        img[:32] = 255
+        p = _root() / "uv_face_mask.png"
+        cv2.imwrite(str(p), img)
+        _CACHE["uv_mask"] = p
+    return _CACHE["uv_mask"]
+
+
 def deca_tar() -> Path:
     """Synthetic official-format ``deca_model.tar`` (random weights) as the frozen E_flame."""
     if "deca" not in _CACHE:

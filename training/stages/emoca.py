@@ -51,6 +51,18 @@ def build_networks(extra: dict) -> dict:
     return nets
 
 
+def load_uv_mask(path: Path) -> torch.Tensor:
+    """A UV-space mask image (e.g. DECA's ``uv_face_eye_mask.png``) -> (1, 1, H, W) float in [0, 1]
+    (grey levels / 255; rows top to bottom = v from 1 to 0, the UV map convention)."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    if img is None:
+        raise ValueError(f"{path}: not a readable mask image")
+    return torch.from_numpy(img.astype(np.float32) / 255.0)[None, None]
+
+
 def _resolve(cfg_value, what: str, required: bool = True) -> Path | None:
     if cfg_value in (None, ""):
         if required:
@@ -83,6 +95,11 @@ class _EmocaBase(Stage):
                 raise ValueError("model.albedo_model needs model.uv_obj (the UV layout of the albedo maps)")
             self.albedo = AlbedoModel.from_npz(_resolve(m["albedo_model"], "albedo_model"))
         self.albedo.to(self.device)
+        self.face_mask = None
+        if m.get("face_mask"):
+            if self.uv is None:
+                raise ValueError("model.face_mask needs model.uv_obj (the UV layout of the mask image)")
+            self.face_mask = load_uv_mask(_resolve(m["face_mask"], "face_mask")).to(self.device)
         e = self.cfg["emotion"]
         self.emonet = None
         if float(self.cfg["loss"].get("emotion", 0)) or float(self.cfg["loss"].get("emotion_outputs", 0)):
@@ -124,8 +141,12 @@ class _EmocaBase(Stage):
         return {"vertices": fl.vertices, "vertices_px": verts_px, "landmarks_px": lmk_px}
 
     def shade(self, frags, normals: torch.Tensor, codes: dict) -> tuple:
-        """(render (N,3,H,W) albedo x SH shading, mask (N,1,H,W))."""
+        """(render (N,3,H,W) albedo x SH shading, mask (N,1,H,W)): the rendered region, times the UV
+        face mask sampled at each pixel when ``model.face_mask`` is set (DECA's face + eye region)."""
         mask = frags.mask(normals.dtype)
+        if self.face_mask is not None:
+            n = normals.shape[0]
+            mask = mask * self.uv.sample(self.face_mask.to(normals.dtype).expand(n, -1, -1, -1), frags)
         shading = sh_shading(normals, codes["light"])
         uv_alb = self.albedo.uv_albedo(codes["albedo"], normals.shape[0])
         albedo = self.uv.sample(uv_alb, frags) if uv_alb is not None else self.albedo.constant
