@@ -283,3 +283,19 @@ def test_emorec_refuses_smirk_bundle(tmp_path, capsys):
     assert main(["import", "emorec", str(fb.sources()["emorec"]), "--into", str(dst)]) == 1
     assert "deca/emoca bundles" in capsys.readouterr().err
     Bundle.load(dst)  # untouched and still valid
+
+
+def test_deca_coarse_stage_drops_detail():
+    """``--stage coarse`` for DECA: same parameters as the detail stage, no detail outputs (PyTorch
+    module only; the export path is the one verified above)."""
+    from emoca_edge.export.import_cli import build_deca
+
+    coarse = build_deca(fb.sources()["deca"], fb.sources()["flame"], "coarse")
+    detail = fb.built("deca")
+    assert coarse.output_names == [n for n in detail.output_names if n not in ("detail", "detail_uv")]
+    assert "detail" not in coarse.dims and coarse.variant == "coarse"
+    x = graph_input("deca", "photo")
+    with torch.no_grad():
+        a, b = coarse.module(x), detail.module(x)
+    for k in coarse.output_names:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)  # same weights, same ops
