@@ -95,9 +95,9 @@ def test_reconstruct_speed(benchmark, engines, family, batch, engine):
 
 
 def test_emoca_int8_dynamic(benchmark, engines, tmp_path):
-    """int8 variant: dynamic quantization of MatMul/Gemm weights (the convolutions stay float32:
-    ONNX Runtime's dynamic ConvInteger is slower than its float conv on CPU). Speed at batch 1 and
-    the relative error of each output against the float32 graph on photo crops."""
+    """int8 variant: dynamic quantization of MatMul/Gemm weights (dynamic ConvInteger for the
+    convolutions was no faster than float32 on this CPU and far less accurate; docs/importing.md).
+    Speed at batch 1 and the relative error of each output against the float32 graph on photo crops."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     rec = engines["emoca"][0]

@@ -245,6 +245,13 @@ def merge_emotion_graph(base_path, head: EmotionHead, out_path, *, exporter: str
         base, head_model, io_map=[(n, f"{EMOREC_PREFIX}in_{n}") for n in head.inputs],
         outputs=base_outputs + [f"{EMOREC_PREFIX}{n}" for n in head_outputs],
         producer_name="emoca-edge", doc_string="reconstruct + EMOCA emotion regressor")
+    # One opset entry per domain (the merge may list the default domain twice).
+    opsets: dict[str, int] = {}
+    for o in list(base.opset_import) + list(merged.opset_import):
+        dom = "" if o.domain == "ai.onnx" else o.domain
+        opsets[dom] = max(opsets.get(dom, 0), int(o.version))
+    del merged.opset_import[:]
+    merged.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets.items())
     # Give the emotion outputs their plain names.
     rename = {f"{EMOREC_PREFIX}{n}": n for n in head_outputs}
     for node in merged.graph.node:

@@ -237,6 +237,11 @@ def test_emotion_head_inputs_and_activation():
     assert m["dims"]["expression_classes"] == 8
     assert m["provenance"]["emotion"]["importer"] == "emorec"
     assert list(m["graphs"]) == ["reconstruct"]  # still one graph, one session call
+    import onnx
+
+    g = onnx.load(str(fb.bundle("emoca_coarse_emorec") / "reconstruct.onnx"), load_external_data=False)
+    domains = [o.domain or "ai.onnx" for o in g.opset_import]
+    assert len(domains) == len(set(domains)) and dict(zip(domains, [o.version for o in g.opset_import]))["ai.onnx"] >= 17
 
 
 def test_provenance_records_sources():
