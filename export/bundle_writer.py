@@ -73,7 +73,9 @@ def write_bundle(out_dir: str | os.PathLike, *, family: str, graphs: Mapping[str
     ``graphs``: graph name -> path of a verified ONNX file (moved into the bundle when
     ``move_graphs``, else copied); the file is named ``<graph name>.onnx`` inside the bundle.
     ``face_model``: arrays of docs/design.md, stored uncompressed in ``face_model.npz``.
-    ``output_names``: the reconstruction graph's outputs, in graph order.
+    ``output_names``: the reconstruction graph's outputs, in graph order (specs from
+    ``emoca_edge.bundle.OUTPUT_SPECS``), or a dict ``{name: {shape, units, description}}`` in graph
+    order for graphs with other outputs (family ``default``).
     ``provenance``: importer, sources (path + sha256), cfg switches, verification report, ...
     Refuses to replace an existing ``out_dir`` unless ``overwrite``.
     """
@@ -110,7 +112,8 @@ def write_bundle(out_dir: str | os.PathLike, *, family: str, graphs: Mapping[str
             "input": dict(INPUT_SPEC),
             "crop": dict(CROP_SPECS[crop_convention]),
             "dims": {k: int(v) for k, v in dims.items()},
-            "outputs": output_specs(output_names, dims),
+            "outputs": (json.loads(json.dumps(dict(output_names))) if isinstance(output_names, Mapping)
+                        else output_specs(output_names, dims)),
             "graphs": graph_files,
             "face_model": FACE_MODEL_NAME,
             "face_model_arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},

@@ -207,3 +207,19 @@ def test_export_verification_catches_a_static_batch(tmp_path):
         export_verified(Static(), tmp_path / "s.onnx", ["x"], ["y"], [torch.ones(2, 4)],
                         [[np.ones((3, 4), np.float32)]])
     assert not (tmp_path / "s.onnx").exists()
+
+
+def test_default_family_with_own_outputs(toy, tmp_path):
+    """A non-FLAME bundle (family ``default``) may declare its own outputs; FLAME families may not."""
+    from emoca_edge.export.bundle_writer import write_bundle
+
+    outputs = {"points": {"shape": ["N", 478, 3], "units": "crop pixels", "description": "mesh points"}}
+    kw = dict(graphs={"reconstruct": toy / "reconstruct.onnx"},
+              face_model={"v_template": np.zeros((478, 3), np.float32), "faces": np.zeros((898, 3), np.int32)},
+              dims={}, output_names=outputs, crop_convention="smirk478", provenance={"importer": "test"},
+              move_graphs=False)
+    b = Bundle.load(write_bundle(tmp_path / "d", family="default", **kw))
+    assert b.output_names == ["points"] and b.manifest["outputs"] == outputs
+    with pytest.raises(BundleError, match="lacks required"):
+        write_bundle(tmp_path / "e", family="smirk", **kw)
+    assert not (tmp_path / "e").exists()
