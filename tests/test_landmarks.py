@@ -8,28 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from emoca_edge.assets import asset_path
 from emoca_edge.detect import Detection, FaceDetector
 from emoca_edge.landmarks import (BLENDSHAPE_LANDMARKS, BLENDSHAPE_NAMES, CANONICAL_VERTICES,
                                   FACE_MESH_TRIANGLES, FaceLandmarker, FaceLandmarks, FaceRegion,
                                   crop_region, crop_to_frame)
 
-FIX = Path(__file__).parent / "fixtures" / "mediapipe"
-
-
-def load_rgb(path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-FRAMES = {
-    "astronaut": lambda: load_rgb(asset_path("samples/astronaut.jpg")),
-    "grace_hopper": lambda: load_rgb(asset_path("samples/grace_hopper.jpg")),
-    "kiosk_two_faces": lambda: load_rgb(FIX / "kiosk_two_faces.png"),
-}
+from mediapipe_frames import FIX, FRAMES
 
 
 @pytest.fixture(scope="module")
