@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emoca_edge.assets import ASSETS_DIR, manifest
+from emoca_edge.assets import manifest
 from emoca_edge.detect import FaceDetector
 from emoca_edge.head_pose import estimate_head_pose
 from emoca_edge.landmarks import BLENDSHAPE_LANDMARKS, FaceLandmarker, crop_region, crop_to_frame

@@ -24,7 +24,6 @@ compositor's per-pixel normal interpolation, five-light shading and blend (memor
 Rounds are bounded so the file finishes well within a minute.
 """
 import os
-import time
 
 import numpy as np
 import pytest

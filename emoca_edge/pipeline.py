@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import crop as crop_mod
-from .io.sources import FrameFormatError, Source, SourceItem, iter_array_frames, open_source, to_rgb_uint8
+from .io.sources import FrameFormatError, Source, iter_array_frames, open_source, to_rgb_uint8
 from .track import SmoothingConfig, Tracker, box_iou
 
 SCHEMA_VERSION = "1.0"
