@@ -261,6 +261,19 @@ def test_provenance_records_sources():
     assert any("photo" in c for c in ver["checked_inputs"]) and prov["export"]["opset"] >= 17
 
 
+def test_exporter_per_family():
+    """SMIRK uses the torch.export-based exporter (opset 18, faster graph), DECA/EMOCA TorchScript
+    (opset 17); both with a dynamic batch (docs/importing.md)."""
+    import onnx
+
+    for name, exporter, opset in (("smirk", "dynamo", 18), ("emoca_coarse", "torchscript", 17)):
+        exp = Bundle.load(fb.bundle(name), verify=False).manifest["provenance"]["export"]
+        assert (exp["exporter"], exp["opset"], exp["dynamic_batch"]) == (exporter, opset, True), name
+        g = onnx.load(str(fb.bundle(name) / "reconstruct.onnx"), load_external_data=False)
+        assert g.graph.input[0].type.tensor_type.shape.dim[0].dim_param != ""
+        assert all(o.type.tensor_type.shape.dim[0].dim_param != "" for o in g.graph.output)
+
+
 def test_import_errors_name_the_file(tmp_path, capsys):
     from emoca_edge.cli import main
 

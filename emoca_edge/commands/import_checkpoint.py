@@ -22,7 +22,8 @@ def add_arguments(p) -> None:
                                  "(+ l_eyelid.npy, r_eyelid.npy for SMIRK)")
         sp.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
         sp.add_argument("--exporter", choices=("torchscript", "dynamo"), default=None,
-                        help="torch.onnx exporter (default: torchscript, see docs/importing.md)")
+                        help="torch.onnx exporter (default: per family, dynamo then torchscript for SMIRK, "
+                             "torchscript for DECA/EMOCA; see docs/importing.md)")
         sp.add_argument("--tolerance", type=float, default=1e-4,
                         help="max relative error ONNX vs PyTorch per output (default 1e-4)")
         sp.add_argument("--force", action="store_true", help="replace an existing output bundle")
