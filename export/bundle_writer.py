@@ -20,7 +20,7 @@ import numpy as np
 
 from emoca_edge import __version__
 from emoca_edge.bundle import (FACE_MODEL_NAME, FORMAT, FORMAT_VERSION, MANIFEST_NAME, OUTPUT_SPECS,
-                               RECONSTRUCT_GRAPH, Bundle, BundleError, file_entry, validate_manifest)
+                               RECONSTRUCT_GRAPH, Bundle, file_entry, validate_manifest)
 
 INPUT_SPEC = {"name": "images", "size": 224, "layout": "NCHW", "dtype": "float32", "range": [0.0, 1.0],
               "colour": "RGB", "normalisation": "none (no mean/std)"}

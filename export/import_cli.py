@@ -11,7 +11,6 @@ graph, write the bundle (implementation behind ``emoca-edge import``; needs torc
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
