@@ -12,12 +12,13 @@ recorded size and sha256, and that the graphs and the face model are listed. Any
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from emoca_edge.assets import sha256_file
 
 FORMAT = "emoca-edge-bundle"
 FORMAT_VERSION = 1
@@ -69,15 +70,6 @@ REQUIRED_FACE_MODEL_KEYS = ("v_template", "faces")
 
 class BundleError(RuntimeError):
     """A bundle is missing, malformed, of an unsupported version or fails its checksums."""
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_entry(path: str | Path) -> dict:

@@ -67,9 +67,8 @@ def create_session(model_path: str | os.PathLike, device: str = "cpu", threads: 
     if threads:
         opts.intra_op_num_threads = int(threads)
     opts.log_severity_level = 3
+    providers = providers_for(device)  # ValueError / ProviderUnavailableError propagate as they are
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(device))
-    except ProviderUnavailableError:
-        raise
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise RuntimeError(f"cannot load ONNX model {path}: {exc}") from exc

@@ -93,11 +93,13 @@ class ResNet50(nn.Module):
         with warnings.catch_warnings():
             # Under ONNX tracing the sizes are the example's (static H, W): a constant is intended.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            shape = tuple(int(s) for s in x.shape)
-        if len(shape) != 4 or shape[1] != 3 or shape[2] != INPUT_SIZE or shape[3] != INPUT_SIZE:
+            # only the per-image sizes become Python ints: the batch axis stays symbolic (dynamic) in
+            # both ONNX exporters
+            per_image = tuple(int(s) for s in x.shape[1:])
+        if x.dim() != 4 or per_image != (3, INPUT_SIZE, INPUT_SIZE):
             raise ValueError(
                 f"ResNet50 expects images of shape (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) (fixed 7x7 average pool), "
-                f"got {shape}")
+                f"got {tuple(x.shape)}")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last feature map (N, 2048, 7, 7)."""
