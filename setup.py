@@ -15,15 +15,18 @@ import shutil
 import subprocess
 import sys
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 from setuptools.command.build_ext import build_ext
 
 
 def _packages():
-    """emoca_edge from emoca_edge/, emoca_edge.training from training/, emoca_edge.export from export/."""
-    pkgs = ["emoca_edge"] + ["emoca_edge." + p for p in find_packages("emoca_edge")]
+    """emoca_edge from emoca_edge/, emoca_edge.training from training/, emoca_edge.export from export/.
+
+    Data folders without ``__init__.py`` (assets/<group>/, schema/, training/configs/) are listed as
+    namespace packages so their files ship as package data."""
+    pkgs = ["emoca_edge"] + ["emoca_edge." + p for p in find_namespace_packages("emoca_edge", exclude=["*__pycache__*"])]
     for ns, root in (("emoca_edge.training", "training"), ("emoca_edge.export", "export")):
-        pkgs += [ns] + [f"{ns}.{p}" for p in find_packages(root)]
+        pkgs += [ns] + [f"{ns}.{p}" for p in find_namespace_packages(root, exclude=["*__pycache__*"])]
     return pkgs
 
 
