@@ -22,3 +22,23 @@ def pytest_collect_file(file_path, parent):
     if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
         return None  # the standard collector takes it
     return pytest.Module.from_parent(parent, path=file_path)
+
+
+# extra_info keys that hold comparisons with a peer, printed at the end of the run so that CI
+# logs show the ratios without -s
+_REPORT_KEYS = ("ratio", "speedup", "/", "litert", "rel_error", "kernel_us", "stage_ms")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = getattr(session, "benchmarks", None) or []
+    lines = []
+    for bench in benchmarks:
+        info = {k: v for k, v in (getattr(bench, "extra_info", None) or {}).items()
+                if any(key in k for key in _REPORT_KEYS)}
+        if info:
+            lines.append(f"{bench.name}: {info}")
+    if lines:
+        terminalreporter.write_sep("-", "benchmark comparisons (extra_info)")
+        for line in lines:
+            terminalreporter.write_line(line)
