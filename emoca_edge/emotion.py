@@ -291,16 +291,19 @@ class ImageEmotionClassifier:
 def emotion_from_emorec(expression_logits, valence, arousal) -> list[Emotion]:
     """Emotions from EMOCA's emotion regressor outputs of a bundle.
 
-    expression_logits: (N,8) log-softmax, AffectNet order; probabilities = softmax of them
-    (exp of a log-softmax, renormalised in float64, so raw logits work too).
+    expression_logits: (N,K) log-softmax in AffectNet code order, K >= 8; probabilities = softmax
+    of them (exp of a log-softmax, renormalised in float64, so raw logits work too). Columns past
+    the 8 classes are AffectNet's further codes (8 = "None": EMOCA's regressor configs default to
+    ``n_expression: 9``); they take part in the softmax, then the 8 class probabilities are
+    renormalised to sum to 1 (probabilities given that one of the 8 expressions is shown).
     valence, arousal: (N,) regressor outputs (no activation in EMOCA; trained on AffectNet
     labels in [-1, 1]); clipped to [-1, 1] here so every Emotion has the same range.
     """
     logits = np.asarray(expression_logits, dtype=np.float64)
     v = np.asarray(valence, dtype=np.float64)
     a = np.asarray(arousal, dtype=np.float64)
-    if logits.ndim != 2 or logits.shape[1] != len(AFFECTNET_CLASSES):
-        raise ValueError(f"expression_logits must have shape (N,8), got {logits.shape}")
+    if logits.ndim != 2 or logits.shape[1] < len(AFFECTNET_CLASSES):
+        raise ValueError(f"expression_logits must have shape (N,K) with K >= 8 (AffectNet order), got {logits.shape}")
     n = logits.shape[0]
     for name, arr in (("valence", v), ("arousal", a)):
         if arr.shape != (n,):
@@ -309,6 +312,8 @@ def emotion_from_emorec(expression_logits, valence, arousal) -> list[Emotion]:
         raise ValueError("emotion regressor outputs contain non-finite values")
     z = logits - logits.max(axis=1, keepdims=True)
     p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    p = p[:, :len(AFFECTNET_CLASSES)]
     p /= p.sum(axis=1, keepdims=True)
     v, a = np.clip(v, -1.0, 1.0), np.clip(a, -1.0, 1.0)
     return [Emotion(p[i].astype(np.float32), float(v[i]), float(a[i]), "emoca-emorec") for i in range(n)]

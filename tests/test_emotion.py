@@ -214,8 +214,16 @@ def test_emotion_from_emorec():
     # raw (not log-softmax) logits give the same probabilities
     np.testing.assert_allclose(E.emotion_from_emorec(logits[:1], [0.3], [-0.2])[0].probabilities,
                                out[0].probabilities, rtol=1e-6)
-    with pytest.raises(ValueError, match=r"\(N,8\)"):
+    with pytest.raises(ValueError, match=r"K >= 8"):
         E.emotion_from_emorec(np.zeros((2, 7)), np.zeros(2), np.zeros(2))
+    # a 9-class regressor (AffectNet code 8 = None): the 8 classes renormalised, hand-computed
+    logits9 = np.array([[2.0, 0.5, -1.0, 0.0, 0.3, -0.2, 1.0, -3.0, 4.0]])
+    p9 = np.exp(logits9[0]) / np.exp(logits9[0]).sum()
+    expected9 = p9[:8] / p9[:8].sum()
+    got9 = E.emotion_from_emorec(logits9, [0.0], [0.0])[0].probabilities
+    np.testing.assert_allclose(got9, expected9, rtol=1e-6)
+    np.testing.assert_allclose(got9, expected, rtol=1e-6)  # same as the 8 logits alone
+    assert got9.sum() == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="valence"):
         E.emotion_from_emorec(np.zeros((2, 8)), np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match="non-finite"):
