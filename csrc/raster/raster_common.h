@@ -83,11 +83,11 @@ struct TriSetup {
 // (v1-v0) x (v2-v0) > 0 with y down), kCullFront drops counter-clockwise ones; a mesh whose
 // triangles are counter-clockwise seen from outside (FLAME) shows its front faces
 // counter-clockwise on screen.
-EE_HD bool setup_triangle(const QVert& v0, const QVert& v1, const QVert& v2, int cull, int cx0,
-                          int cy0, int cx1, int cy1, TriSetup* s) {
-  if (!(v0.ok & v1.ok & v2.ok)) return false;
+// Pixel range [j0, j1) x [i0, i1) whose sample points fall inside the bounding box of the snapped
+// triangle, clipped to [cx0, cx1) x [cy0, cy1); false when it is empty.
+EE_HD bool triangle_box(const QVert& v0, const QVert& v1, const QVert& v2, int cx0, int cy0, int cx1, int cy1,
+                        int32_t box[4]) {
   const int64_t x0 = v0.x, y0 = v0.y, x1 = v1.x, y1 = v1.y, x2 = v2.x, y2 = v2.y;
-  // Pixel range whose sample points fall inside the bounding box.
   const int64_t minx = x0 < x1 ? (x0 < x2 ? x0 : x2) : (x1 < x2 ? x1 : x2);
   const int64_t maxx = x0 > x1 ? (x0 > x2 ? x0 : x2) : (x1 > x2 ? x1 : x2);
   const int64_t miny = y0 < y1 ? (y0 < y2 ? y0 : y2) : (y1 < y2 ? y1 : y2);
@@ -98,11 +98,29 @@ EE_HD bool setup_triangle(const QVert& v0, const QVert& v1, const QVert& v2, int
   if (j1 > cx1) j1 = cx1;
   if (i0 < cy0) i0 = cy0;
   if (i1 > cy1) i1 = cy1;
-  if (j0 >= j1 || i0 >= i1) return false;
-  const int64_t area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
-  if (area == 0) return false;
-  if (cull == kCullBack && area > 0) return false;
-  if (cull == kCullFront && area < 0) return false;
+  box[0] = int32_t(j0);
+  box[1] = int32_t(j1);
+  box[2] = int32_t(i0);
+  box[3] = int32_t(i1);
+  return j0 < j1 && i0 < i1;
+}
+
+// Signed area (twice the area, in grid units squared) of the snapped triangle: positive when it
+// is clockwise on screen (y down).
+EE_HD int64_t signed_area(const QVert& v0, const QVert& v1, const QVert& v2) {
+  const int64_t x0 = v0.x, y0 = v0.y, x1 = v1.x, y1 = v1.y, x2 = v2.x, y2 = v2.y;
+  return (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
+}
+
+// Culling decision for a non-zero signed area (see setup_triangle).
+EE_HD bool culled(int cull, int64_t area) {
+  return (cull == kCullBack && area > 0) || (cull == kCullFront && area < 0);
+}
+
+// Edge functions, fill-rule biases and depth factors of a usable triangle with non-zero signed
+// area `area` (signed_area); the pixel range is set by the caller.
+EE_HD void setup_edges(const QVert& v0, const QVert& v1, const QVert& v2, int64_t area, TriSetup* s) {
+  const int64_t x0 = v0.x, y0 = v0.y, x1 = v1.x, y1 = v1.y, x2 = v2.x, y2 = v2.y;
   const int64_t sg = area > 0 ? 1 : -1;
   const int64_t ax[3] = {x1, x2, x0}, ay[3] = {y1, y2, y0};  // edge k runs from vertex k+1 to k+2
   const int64_t bx[3] = {x2, x0, x1}, by[3] = {y2, y0, y1};
@@ -132,10 +150,26 @@ EE_HD bool setup_triangle(const QVert& v0, const QVert& v1, const QVert& v2, int
   s->zs[1] = double(v1.z) * s->inv_area;
   s->zs[2] = double(v2.z) * s->inv_area;
 #endif
-  s->j0 = int32_t(j0);
-  s->j1 = int32_t(j1);
-  s->i0 = int32_t(i0);
-  s->i1 = int32_t(i1);
+}
+
+// Builds the setup of triangle (v0, v1, v2) clipped to the pixel rectangle [cx0, cx1) x [cy0, cy1).
+// Returns false when the triangle is unusable, culled, degenerate or misses the rectangle.
+// Cull: kCullBack drops triangles that are clockwise on screen (pixel-space signed area
+// (v1-v0) x (v2-v0) > 0 with y down), kCullFront drops counter-clockwise ones; a mesh whose
+// triangles are counter-clockwise seen from outside (FLAME) shows its front faces
+// counter-clockwise on screen.
+EE_HD bool setup_triangle(const QVert& v0, const QVert& v1, const QVert& v2, int cull, int cx0,
+                          int cy0, int cx1, int cy1, TriSetup* s) {
+  if (!(v0.ok & v1.ok & v2.ok)) return false;
+  int32_t box[4];
+  if (!triangle_box(v0, v1, v2, cx0, cy0, cx1, cy1, box)) return false;
+  const int64_t area = signed_area(v0, v1, v2);
+  if (area == 0 || culled(cull, area)) return false;
+  setup_edges(v0, v1, v2, area, s);
+  s->j0 = box[0];
+  s->j1 = box[1];
+  s->i0 = box[2];
+  s->i1 = box[3];
   return true;
 }
 

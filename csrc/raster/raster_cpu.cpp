@@ -39,70 +39,126 @@ void run_bands(int bands, int y0, int y1, Fn&& fn) {
   for (auto& t : pool) t.join();
 }
 
+// Pixel loop of one set-up triangle. Edge values are stepped with the fill-rule bias already
+// subtracted, so the coverage test is a sign test of three registers; the bias is added back for
+// the weights. kTie: the triangle may be visited after a higher-indexed one (second pass), so an
+// equal depth wins when the stored triangle's index is higher (ties go to the lowest index).
+template <bool kTie>
+inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int32_t* __restrict tri_id,
+                            float* __restrict depth, float* __restrict bary) {
+  const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
+  const int64_t b0 = s.bias[0], b1 = s.bias[1], b2 = s.bias[2];
+  int64_t r0e = s.a[0] * px + s.b[0] * py + s.c[0] - b0;
+  int64_t r1e = s.a[1] * px + s.b[1] * py + s.c[1] - b1;
+  int64_t r2e = s.a[2] * px + s.b[2] * py + s.c[2] - b2;
+  const int64_t sx0 = s.a[0] * kSub, sx1 = s.a[1] * kSub, sx2 = s.a[2] * kSub;
+  const int64_t sy0 = s.b[0] * kSub, sy1 = s.b[1] * kSub, sy2 = s.b[2] * kSub;
+  for (int i = s.i0; i < s.i1; ++i) {
+    int64_t e0 = r0e, e1 = r1e, e2 = r2e;
+    const size_t row = size_t(i) * size_t(W);
+    for (int j = s.j0; j < s.j1; ++j) {
+      const size_t p = row + size_t(j);
+      // Samples already nearer than the triangle's lowest possible depth are skipped early.
+      if ((e0 | e1 | e2) >= 0 && (kTie ? depth[p] >= zlo : depth[p] > zlo)) {
+        const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
+        const float d = depth_at(s, e);
+        if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
+          double w[3];
+          weights_at(s, e, w);
+          depth[p] = d;
+          tri_id[p] = id;
+          float* b = bary + 3 * p;
+          b[0] = float(w[0]);
+          b[1] = float(w[1]);
+          b[2] = float(w[2]);
+        }
+      }
+      e0 += sx0;
+      e1 += sx1;
+      e2 += sx2;
+    }
+    r0e += sy0;
+    r1e += sy1;
+    r2e += sy2;
+  }
+}
+
+// Conservative lower bound of any depth a triangle can produce (the weights are >= 0 and sum to
+// 1 within 1e-15; 1e-6 of the magnitude covers that rounding).
+inline float depth_floor(float z0, float z1, float z2) {
+  const float zmin = std::min(z0, std::min(z1, z2));
+  const float zmag = std::max(std::fabs(z0), std::max(std::fabs(z1), std::fabs(z2)));
+  return zmin - 1e-6f * zmag;
+}
+
+
+// Rasterizes the rows [r0, r1) of the clip rectangle. The result is the per-pixel minimum of
+// (depth, triangle index) over all covering triangles, so the visiting order is free: with
+// cull = none, triangles facing the viewer (those back-face culling keeps) are drawn first and
+// the others afterwards, each of the latter skipped without setup when every 8 x 8 tile its box
+// touches is already nearer than its nearest vertex (the hidden half of a closed mesh).
 void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
   const int W = a.width;
   const int x0 = a.clip_x0, x1 = a.clip_x1;
   const float inf = std::numeric_limits<float>::infinity();
+  int32_t* const tri_id = a.tri_id;
+  float* const depth = a.depth;
+  float* const bary = a.bary;
   for (int i = r0; i < r1; ++i) {
     const size_t row = size_t(i) * size_t(W);
-    std::fill(a.tri_id + row + x0, a.tri_id + row + x1, -1);
-    std::fill(a.depth + row + x0, a.depth + row + x1, inf);
-    std::fill(a.bary + 3 * (row + x0), a.bary + 3 * (row + x1), 0.0f);
+    std::fill(tri_id + row + x0, tri_id + row + x1, -1);
+    std::fill(depth + row + x0, depth + row + x1, inf);
+    std::fill(bary + 3 * (row + x0), bary + 3 * (row + x1), 0.0f);
   }
   const int32_t* faces = a.faces;
   const int64_t nf = a.num_faces;
-  const int64_t band_lo = sample_coord(r0) , band_hi = sample_coord(r1 - 1);
+  const int cull = a.cull;
+  const int64_t band_lo = sample_coord(r0), band_hi = sample_coord(r1 - 1);
+  thread_local std::vector<int32_t> later;
+  later.clear();
+  TriSetup s;
   for (int64_t t = 0; t < nf; ++t) {
     const QVert& v0 = qv[faces[3 * t]];
     const QVert& v1 = qv[faces[3 * t + 1]];
     const QVert& v2 = qv[faces[3 * t + 2]];
     // Cheap band rejection before the full setup.
     if (std::max(v0.y, std::max(v1.y, v2.y)) < band_lo || std::min(v0.y, std::min(v1.y, v2.y)) > band_hi) continue;
-    TriSetup s;
-    if (!setup_triangle(v0, v1, v2, a.cull, x0, r0, x1, r1, &s)) continue;
-    const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
-    // Edge values are stepped with the fill-rule bias already subtracted, so the coverage test
-    // is a sign test of three registers; the bias is added back for the weights.
-    const int64_t b0 = s.bias[0], b1 = s.bias[1], b2 = s.bias[2];
-    int64_t r0e = s.a[0] * px + s.b[0] * py + s.c[0] - b0;
-    int64_t r1e = s.a[1] * px + s.b[1] * py + s.c[1] - b1;
-    int64_t r2e = s.a[2] * px + s.b[2] * py + s.c[2] - b2;
-    const int64_t sx0 = s.a[0] * kSub, sx1 = s.a[1] * kSub, sx2 = s.a[2] * kSub;
-    const int64_t sy0 = s.b[0] * kSub, sy1 = s.b[1] * kSub, sy2 = s.b[2] * kSub;
-    // Conservative lower bound of any depth this triangle can produce (the weights are >= 0 and
-    // sum to 1 within 1e-15; 1e-6 of the magnitude covers that rounding): samples already nearer
-    // than it skip the weight arithmetic.
-    const float zmin = std::min(s.z[0], std::min(s.z[1], s.z[2]));
-    const float zmag = std::max(std::fabs(s.z[0]), std::max(std::fabs(s.z[1]), std::fabs(s.z[2])));
-    const float zlo = zmin - 1e-6f * zmag;
-    const int32_t id = int32_t(t);
-    for (int i = s.i0; i < s.i1; ++i) {
-      int64_t e0 = r0e, e1 = r1e, e2 = r2e;
-      const size_t row = size_t(i) * size_t(W);
-      for (int j = s.j0; j < s.j1; ++j) {
-        if ((e0 | e1 | e2) >= 0 && a.depth[row + size_t(j)] > zlo) {
-          const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
-          const float d = depth_at(s, e);
-          const size_t p = row + size_t(j);
-          if (d < a.depth[p]) {
-            double w[3];
-            weights_at(s, e, w);
-            a.depth[p] = d;
-            a.tri_id[p] = id;
-            float* b = a.bary + 3 * p;
-            b[0] = float(w[0]);
-            b[1] = float(w[1]);
-            b[2] = float(w[2]);
-          }
-        }
-        e0 += sx0;
-        e1 += sx1;
-        e2 += sx2;
-      }
-      r0e += sy0;
-      r1e += sy1;
-      r2e += sy2;
+    if (!(v0.ok & v1.ok & v2.ok)) continue;
+    int32_t box[4];
+    if (!triangle_box(v0, v1, v2, x0, r0, x1, r1, box)) continue;  // no sample point inside its box
+    const int64_t area = signed_area(v0, v1, v2);
+    if (area == 0 || culled(cull, area)) continue;
+    if (cull == kCullNone && area > 0) {
+      later.push_back(int32_t(t));  // clockwise on screen: drawn in the second pass
+      continue;
     }
+    setup_edges(v0, v1, v2, area, &s);
+    s.j0 = box[0];
+    s.j1 = box[1];
+    s.i0 = box[2];
+    s.i1 = box[3];
+    raster_triangle<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
+  }
+  for (const int32_t t : later) {
+    const QVert& v0 = qv[faces[3 * t]];
+    const QVert& v1 = qv[faces[3 * t + 1]];
+    const QVert& v2 = qv[faces[3 * t + 2]];
+    const float zlo = depth_floor(v0.z, v1.z, v2.z);
+    int32_t box[4];
+    triangle_box(v0, v1, v2, x0, r0, x1, r1, box);
+    // Skipped when every sample of its box is strictly nearer than anything it can produce.
+    float far = -inf;
+    for (int i = box[2]; i < box[3]; ++i) {
+      const float* drow = depth + size_t(i) * size_t(W);
+      for (int j = box[0]; j < box[1]; ++j) far = std::max(far, drow[j]);
+    }
+    if (far < zlo) continue;
+    setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
+    s.j0 = box[0];
+    s.j1 = box[1];
+    s.i0 = box[2];
+    s.i1 = box[3];
+    raster_triangle<true>(s, t, zlo, W, tri_id, depth, bary);
   }
 }
 
