@@ -57,11 +57,11 @@ inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int
     int64_t e0 = r0e, e1 = r1e, e2 = r2e;
     const size_t row = size_t(i) * size_t(W);
     for (int j = s.j0; j < s.j1; ++j) {
-      const size_t p = row + size_t(j);
       // Samples already nearer than the triangle's lowest possible depth are skipped early.
-      if ((e0 | e1 | e2) >= 0 && (kTie ? depth[p] >= zlo : depth[p] > zlo)) {
+      if ((e0 | e1 | e2) >= 0 && (kTie ? depth[row + size_t(j)] >= zlo : depth[row + size_t(j)] > zlo)) {
         const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
         const float d = depth_at(s, e);
+        const size_t p = row + size_t(j);
         if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
           double w[3];
           weights_at(s, e, w);
@@ -114,6 +114,19 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
   const int64_t nf = a.num_faces;
   const int cull = a.cull;
   const int64_t band_lo = sample_coord(r0), band_hi = sample_coord(r1 - 1);
+  if (cull != kCullNone) {
+    // Single pass in index order.
+    for (int64_t t = 0; t < nf; ++t) {
+      const QVert& v0 = qv[faces[3 * t]];
+      const QVert& v1 = qv[faces[3 * t + 1]];
+      const QVert& v2 = qv[faces[3 * t + 2]];
+      if (std::max(v0.y, std::max(v1.y, v2.y)) < band_lo || std::min(v0.y, std::min(v1.y, v2.y)) > band_hi) continue;
+      TriSetup s;
+      if (!setup_triangle(v0, v1, v2, cull, x0, r0, x1, r1, &s)) continue;
+      raster_triangle<false>(s, int32_t(t), depth_floor(s.z[0], s.z[1], s.z[2]), W, tri_id, depth, bary);
+    }
+    return;
+  }
   thread_local std::vector<int32_t> later;
   later.clear();
   TriSetup s;
