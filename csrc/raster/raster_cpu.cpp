@@ -11,6 +11,13 @@
 #include "raster_common.h"
 #include "raster_kernels.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define EE_HAVE_AVX2_PATH 1
+#else
+#define EE_HAVE_AVX2_PATH 0
+#endif
+
 namespace ee {
 
 int hardware_threads() {
@@ -398,6 +405,138 @@ void composite_rows(const CompositeArgs& c, const float (&lights_in)[kMaxLights]
   }
 }
 
+#if EE_HAVE_AVX2_PATH
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+// Lane-wise clamp01 (NaN -> 0), the same comparisons as the scalar one.
+__attribute__((target("avx2"))) inline __m256 clamp01_avx2(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 r = _mm256_blendv_ps(one, x, _mm256_cmp_ps(x, one, _CMP_LT_OQ));
+  return _mm256_and_ps(r, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+
+// Eight frame bytes of one channel blended with the mesh colour col (= clamp01(c) * alpha * 255):
+// uint8(min(float(src) * keep + col + 0.5, 255)), the scalar formula lane by lane.
+__attribute__((target("avx2"))) inline __m128i blend_channel_avx2(__m128i ch8, __m256 col, __m256 keepv, __m256 half,
+                                                                  __m256 cap) {
+  const __m256 src = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(ch8));
+  const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(src, keepv), col), half);
+  const __m256i q = _mm256_cvttps_epi32(_mm256_blendv_ps(v, cap, _mm256_cmp_ps(v, cap, _CMP_GE_OQ)));
+  const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  return _mm_packus_epi16(w16, w16);  // the 8 bytes in order in the low half
+}
+
+// composite_rows<0, 0, *> (directional lights, constant albedo) eight buffer pixels at a time:
+// the same float operations in the same order per lane (no fused multiply-add), so the frame
+// bytes are identical; the final blend with the frame bytes is done per covered pixel.
+__attribute__((target("avx2"))) void composite_rows_preview_avx2(const CompositeArgs& c,
+                                                                 const float (&lights)[kMaxLights][3],
+                                                                 int num_lights, int r0, int r1) {
+  uint8_t* const frame = c.frame;
+  const int32_t* const tri_id = c.tri_id;
+  const float* const bary = c.bary;
+  const int32_t* const faces = c.faces;
+  const float* const normals = c.normals;
+  const int w = c.w, x0 = c.x0, y0 = c.y0, fw = c.frame_w, fh = c.frame_h;
+  const float scale = c.intensity / float(num_lights > 0 ? num_lights : 1);
+  const float a255 = c.alpha * 255.0f, keep = 1.0f - c.alpha;
+  const __m256 alb0 = _mm256_set1_ps(c.albedo[0]), alb1 = _mm256_set1_ps(c.albedo[1]),
+               alb2 = _mm256_set1_ps(c.albedo[2]);
+  const __m256 scalev = _mm256_set1_ps(scale), a255v = _mm256_set1_ps(a255);
+  const int jlo = std::max(0, -x0), jhi = std::min(w, fw - x0);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i three = _mm256_set1_epi32(3);
+  const __m256i nf = _mm256_set1_epi32(int32_t(std::min<int64_t>(c.num_faces, INT32_MAX)));
+  for (int i = r0; i < r1; ++i) {
+    const int fy = y0 + i;
+    if (fy < 0 || fy >= fh) continue;
+    const int64_t frow = int64_t(fy) * fw + x0;
+    for (int j = jlo; j < jhi; j += 8) {
+      const size_t p = size_t(i) * size_t(w) + size_t(j);
+      const __m256i in_row = _mm256_cmpgt_epi32(_mm256_set1_epi32(jhi - j), lane);
+      const __m256i t = _mm256_maskload_epi32(tri_id + p, in_row);
+      const __m256i valid = _mm256_and_si256(
+          in_row, _mm256_and_si256(_mm256_cmpgt_epi32(t, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(nf, t)));
+      unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(valid)));
+      if (!m) continue;
+      const __m256 vm = _mm256_castsi256_ps(valid);
+      const __m256 z = _mm256_setzero_ps();
+      const __m256i zi = _mm256_setzero_si256();
+      // Weights: pixel l at bary + 3 * (p + l).
+      const float* bp = bary + 3 * p;
+      const __m256i l3 = _mm256_mullo_epi32(lane, three);
+      const __m256 b0 = _mm256_mask_i32gather_ps(z, bp, l3, vm, 4);
+      const __m256 b1 = _mm256_mask_i32gather_ps(z, bp + 1, l3, vm, 4);
+      const __m256 b2 = _mm256_mask_i32gather_ps(z, bp + 2, l3, vm, 4);
+      const __m256i t3 = _mm256_mullo_epi32(t, three);
+      const __m256i f0 = _mm256_mask_i32gather_epi32(zi, faces, t3, valid, 4);
+      const __m256i f1 = _mm256_mask_i32gather_epi32(zi, faces + 1, t3, valid, 4);
+      const __m256i f2 = _mm256_mask_i32gather_epi32(zi, faces + 2, t3, valid, 4);
+      const __m256i n0i = _mm256_mullo_epi32(f0, three), n1i = _mm256_mullo_epi32(f1, three),
+                    n2i = _mm256_mullo_epi32(f2, three);
+      __m256 n[3];
+      for (int ch = 0; ch < 3; ++ch) {
+        const __m256 a = _mm256_mask_i32gather_ps(z, normals + ch, n0i, vm, 4);
+        const __m256 b = _mm256_mask_i32gather_ps(z, normals + ch, n1i, vm, 4);
+        const __m256 d = _mm256_mask_i32gather_ps(z, normals + ch, n2i, vm, 4);
+        n[ch] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(b0, a), _mm256_mul_ps(b1, b)), _mm256_mul_ps(b2, d));
+      }
+      __m256 sh = _mm256_setzero_ps();
+      for (int l = 0; l < num_lights; ++l) {
+        const __m256 dot = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(n[0], _mm256_set1_ps(lights[l][0])),
+                                                       _mm256_mul_ps(n[1], _mm256_set1_ps(lights[l][1]))),
+                                         _mm256_mul_ps(n[2], _mm256_set1_ps(lights[l][2])));
+        sh = _mm256_add_ps(sh, clamp01_avx2(dot));
+      }
+      sh = _mm256_mul_ps(sh, scalev);
+      const __m256 cr = _mm256_mul_ps(clamp01_avx2(_mm256_mul_ps(alb0, sh)), a255v);
+      const __m256 cg = _mm256_mul_ps(clamp01_avx2(_mm256_mul_ps(alb1, sh)), a255v);
+      const __m256 cb = _mm256_mul_ps(clamp01_avx2(_mm256_mul_ps(alb2, sh)), a255v);
+      if (m == 0xffu) {
+        // All eight pixels covered: their 24 frame bytes are blended in registers.
+        uint8_t* o = frame + 3 * size_t(frow + j);
+        const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(o));
+        const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(o + 16));
+        const __m128i r8 = _mm_or_si128(_mm_shuffle_epi8(lo, _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+                                        _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1)));
+        const __m128i g8 = _mm_or_si128(_mm_shuffle_epi8(lo, _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+                                        _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1)));
+        const __m128i b8 = _mm_or_si128(_mm_shuffle_epi8(lo, _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+                                        _mm_shuffle_epi8(hi, _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1)));
+        const __m256 keepv = _mm256_set1_ps(keep), half = _mm256_set1_ps(0.5f), cap = _mm256_set1_ps(255.0f);
+        const __m128i rg = _mm_unpacklo_epi64(blend_channel_avx2(r8, cr, keepv, half, cap), blend_channel_avx2(g8, cg, keepv, half, cap));
+        const __m128i bb = blend_channel_avx2(b8, cb, keepv, half, cap);
+        const __m128i out_lo =
+            _mm_or_si128(_mm_shuffle_epi8(rg, _mm_setr_epi8(0, 8, -1, 1, 9, -1, 2, 10, -1, 3, 11, -1, 4, 12, -1, 5)),
+                         _mm_shuffle_epi8(bb, _mm_setr_epi8(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1)));
+        const __m128i out_hi =
+            _mm_or_si128(_mm_shuffle_epi8(rg, _mm_setr_epi8(13, -1, 6, 14, -1, 7, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+                         _mm_shuffle_epi8(bb, _mm_setr_epi8(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, -1, -1, -1, -1, -1, -1)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), out_lo);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 16), out_hi);
+        continue;
+      }
+      alignas(32) float col[3][8];
+      _mm256_store_ps(col[0], cr);
+      _mm256_store_ps(col[1], cg);
+      _mm256_store_ps(col[2], cb);
+      do {
+        const int l = __builtin_ctz(m);
+        m &= m - 1;
+        uint8_t* o = frame + 3 * size_t(frow + j + l);
+        for (int ch = 0; ch < 3; ++ch) {
+          const float v = float(o[ch]) * keep + col[ch][l] + 0.5f;
+          o[ch] = uint8_t(v >= 255.0f ? 255.0f : v);
+        }
+      } while (m);
+    }
+  }
+}
+#endif
+
 void composite_cpu(const CompositeArgs& c) {
   if (c.h <= 0 || c.w <= 0) return;
   const int64_t pixels = int64_t(c.h) * c.w;
@@ -419,6 +558,12 @@ void composite_cpu(const CompositeArgs& c) {
     const bool five = num_lights == 5;  // the shape preview's light rig
     switch (key) {
       case 0:
+#if EE_HAVE_AVX2_PATH
+        if (cpu_has_avx2()) {
+          composite_rows_preview_avx2(c, lights, num_lights, r0, r1);
+          break;
+        }
+#endif
         five ? composite_rows<0, 0, 5>(c, lights, num_lights, lsh, r0, r1)
              : composite_rows<0, 0, 0>(c, lights, num_lights, lsh, r0, r1);
         break;
