@@ -77,12 +77,6 @@ struct TriSetup {
   int32_t j0, j1, i0, i1;  // pixel range [j0, j1) x [i0, i1), already clipped
 };
 
-// Builds the setup of triangle (v0, v1, v2) clipped to the pixel rectangle [cx0, cx1) x [cy0, cy1).
-// Returns false when the triangle is unusable, culled, degenerate or misses the rectangle.
-// Cull: kCullBack drops triangles that are clockwise on screen (pixel-space signed area
-// (v1-v0) x (v2-v0) > 0 with y down), kCullFront drops counter-clockwise ones; a mesh whose
-// triangles are counter-clockwise seen from outside (FLAME) shows its front faces
-// counter-clockwise on screen.
 // Pixel range [j0, j1) x [i0, i1) whose sample points fall inside the bounding box of the snapped
 // triangle, clipped to [cx0, cx1) x [cy0, cy1); false when it is empty.
 EE_HD bool triangle_box(const QVert& v0, const QVert& v1, const QVert& v2, int cx0, int cy0, int cx1, int cy1,
