@@ -71,6 +71,8 @@ FRAME = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint
 
 def _run(benchmark, name, fn, rounds):
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=2)
+    if benchmark.stats is None:  # --benchmark-disable: the function ran once, nothing to record
+        return
     RESULTS[name] = benchmark.stats.stats.median
     benchmark.extra_info["median_ms"] = round(RESULTS[name] * 1e3, 4)
 
