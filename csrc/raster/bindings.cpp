@@ -121,9 +121,13 @@ void composite_into(py::array frame, int x0, int y0, const py::array& tri_id, co
   if (threads < 0) throw py::value_error("threads: must be >= 0 (0 = automatic)");
   const int32_t* t = static_cast<const int32_t*>(tri_id.data());
   const int64_t nf = faces.shape(0);
-  for (py::ssize_t k = 0; k < h * w; ++k) {
-    if (t[k] >= nf) throw py::index_error("tri_id: value " + std::to_string(t[k]) + " is out of range for " +
-                                          std::to_string(nf) + " faces");
+  int32_t tmax = -1;  // a max reduction (vectorised) first, the offending value only on failure
+  for (py::ssize_t k = 0; k < h * w; ++k) tmax = t[k] > tmax ? t[k] : tmax;
+  if (tmax >= nf) {
+    for (py::ssize_t k = 0; k < h * w; ++k) {
+      if (t[k] >= nf) throw py::index_error("tri_id: value " + std::to_string(t[k]) + " is out of range for " +
+                                            std::to_string(nf) + " faces");
+    }
   }
   ee::CompositeArgs c;
   c.frame = static_cast<uint8_t*>(frame.mutable_data());

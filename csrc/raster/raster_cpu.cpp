@@ -468,9 +468,23 @@ __attribute__((target("avx2"))) void composite_rows_preview_avx2(const Composite
       // Weights: pixel l at bary + 3 * (p + l).
       const float* bp = bary + 3 * p;
       const __m256i l3 = _mm256_mullo_epi32(lane, three);
-      const __m256 b0 = _mm256_mask_i32gather_ps(z, bp, l3, vm, 4);
-      const __m256 b1 = _mm256_mask_i32gather_ps(z, bp + 1, l3, vm, 4);
-      const __m256 b2 = _mm256_mask_i32gather_ps(z, bp + 2, l3, vm, 4);
+      __m256 b0, b1, b2;
+      if (m == 0xffu) {
+        // Eight covered pixels: their 24 weights are contiguous; de-interleave in registers.
+        const __m256 v0 = _mm256_loadu_ps(bp), v1 = _mm256_loadu_ps(bp + 8), v2 = _mm256_loadu_ps(bp + 16);
+        const __m256i i0 = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5), i1 = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
+                      i2 = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
+        b0 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i0), _mm256_permutevar8x32_ps(v1, i0), 0x38),
+                             _mm256_permutevar8x32_ps(v2, i0), 0xc0);
+        b1 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i1), _mm256_permutevar8x32_ps(v1, i1), 0x18),
+                             _mm256_permutevar8x32_ps(v2, i1), 0xe0);
+        b2 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i2), _mm256_permutevar8x32_ps(v1, i2), 0x1c),
+                             _mm256_permutevar8x32_ps(v2, i2), 0xe0);
+      } else {
+        b0 = _mm256_mask_i32gather_ps(z, bp, l3, vm, 4);
+        b1 = _mm256_mask_i32gather_ps(z, bp + 1, l3, vm, 4);
+        b2 = _mm256_mask_i32gather_ps(z, bp + 2, l3, vm, 4);
+      }
       const __m256i t3 = _mm256_mullo_epi32(t, three);
       const __m256i f0 = _mm256_mask_i32gather_epi32(zi, faces, t3, valid, 4);
       const __m256i f1 = _mm256_mask_i32gather_epi32(zi, faces + 1, t3, valid, 4);
