@@ -23,10 +23,12 @@ others skipped before setup when their whole box is already nearer (~35% extra l
 it reading those boxes). At 1080p the face region's pixels dominate: rasterizing the ~160k-pixel
 box, then the compositor (AVX2 path: gathers of weights, faces and normals, five-light shading
 and blend eight pixels at a time).
-Measured (pytest-benchmark min / median ms, 2-core AMD EPYC Zen 3, shared machine, 2026-11-22):
-224 1 thread 0.60 / 0.62 (no culling), 0.45 / 0.47 (cull="back"); 224 2 threads 0.36 / 0.39;
-1080p face region raster 1 thread 1.61 / 1.66; overlay 1 thread 3.14 / 3.19, 2 threads
-2.07 / 2.16. The targets above are not met yet on this machine (224: 2x off; overlay: ~5%).
+Measured (pytest-benchmark min / median ms, 2-core AMD EPYC Zen 3, shared machine, 2026-11-22;
+before these CPU changes in brackets): 224 1 thread 0.60 / 0.62 (0.69 / 0.71) without culling,
+0.45 / 0.47 (0.43 / 0.45) with cull="back"; 224 2 threads 0.38 / 0.40 (0.39 / 0.42); 1080p face
+region raster 1 thread 1.64 / 1.68 (2.07 / 2.12); overlay 1 thread 2.95 / 3.00 (3.92 / 3.98),
+2 threads 1.97 / 2.09 (2.45 / 2.53). The 224 one-core target is still 2x off; the overlay is
+at its 3 ms target on one thread and well under it on two.
 Rounds are bounded so the file finishes well within a minute.
 """
 import os
