@@ -1,5 +1,7 @@
 // CPU rasterizer: bands of rows processed by std::thread workers; each worker walks all triangles
-// in index order, so ties in depth go to the lowest triangle index regardless of the band split.
+// (with cull = none, those facing the viewer first, then the others with an explicit tie check),
+// so every pixel gets the nearest depth with ties going to the lowest triangle index, regardless
+// of the band split.
 #include "raster_cpu.h"
 
 #include <algorithm>
