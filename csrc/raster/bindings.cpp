@@ -179,4 +179,6 @@ PYBIND11_MODULE(_raster, m) {
         py::arg("mode"), py::arg("light"), py::arg("intensity"), py::arg("alpha"), py::arg("threads"),
         "Shade covered pixels (directional or SH lighting) and alpha-blend them into a uint8 frame.");
   m.def("hardware_threads", &ee::hardware_threads);
+  m.def("_set_simd", &ee::set_simd_enabled, py::arg("enabled"),
+        "Test aid: enable/disable the SIMD triangle kernel of rasterize_into; returns the previous setting.");
 }

@@ -5,6 +5,7 @@
 #include "raster_cpu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <thread>
@@ -26,6 +27,16 @@ int hardware_threads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : int(n);
 }
+
+#if EE_HAVE_AVX2_PATH
+bool cpu_has_avx2();
+#endif
+
+namespace {
+std::atomic<bool> g_simd_enabled{true};
+}  // namespace
+
+bool set_simd_enabled(bool enabled) { return g_simd_enabled.exchange(enabled); }
 
 namespace {
 
@@ -92,6 +103,117 @@ inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int
   }
 }
 
+// Per-triangle kernels of the band loop (raster_band_t): the portable scalar one, and on x86-64
+// with AVX2 one for boxes of at most 8 x 8 pixels (every FLAME triangle at crop size) that
+// computes the coverage of the whole box as a 64-bit mask with 8-lane integer edge values, then
+// visits only the covered samples. Both give bit-identical results: the same integer edge values
+// and the same depth and weight arithmetic (depth_at, weights_at).
+struct ScalarKernel {
+  // True when every sample of the box [j0, j1) x [i0, i1) holds a depth strictly below zlo, so a
+  // triangle whose depths are all >= zlo cannot win any of them.
+  static inline bool box_nearer(const float* depth, int W, const int32_t box[4], float zlo) {
+    float far = -std::numeric_limits<float>::infinity();
+    for (int i = box[2]; i < box[3]; ++i) {
+      const float* drow = depth + size_t(i) * size_t(W);
+      for (int j = box[0]; j < box[1]; ++j) far = std::max(far, drow[j]);
+    }
+    return far < zlo;
+  }
+  template <bool kTie>
+  static inline void draw(const TriSetup& s, int32_t id, float zlo, int W, int32_t* __restrict tri_id,
+                          float* __restrict depth, float* __restrict bary) {
+    raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
+  }
+};
+
+#if EE_HAVE_AVX2_PATH
+struct Avx2Kernel {
+  // ScalarKernel::box_nearer, one 8-lane compare per row.
+  __attribute__((target("avx2"))) static inline bool box_nearer(const float* depth, int W, const int32_t box[4],
+                                                                float zlo) {
+    if (box[1] - box[0] > 8) return ScalarKernel::box_nearer(depth, W, box, zlo);
+    const __m256i inbox =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(box[1] - box[0]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 zl = _mm256_set1_ps(zlo);
+    __m256 any = _mm256_setzero_ps();
+    for (int i = box[2]; i < box[3]; ++i) {
+      const __m256 d = _mm256_maskload_ps(depth + size_t(i) * size_t(W) + size_t(box[0]), inbox);
+      any = _mm256_or_ps(any, _mm256_cmp_ps(d, zl, _CMP_GE_OQ));
+    }
+    return _mm256_testz_si256(_mm256_castps_si256(any), inbox);
+  }
+  template <bool kTie>
+  __attribute__((target("avx2"))) static inline void draw(const TriSetup& s, int32_t id, float zlo, int W,
+                                                           int32_t* __restrict tri_id, float* __restrict depth,
+                                                           float* __restrict bary) {
+    // Exactness: edge values (bias subtracted) at the samples of the 8 x 8 block from (j0, i0) are
+    // bounded by |E(j0, i0)| + (|a| + |b|) * 8 * 256; when that is below 2^30 for the three edges
+    // they, their steps and the bias added back are exact in int32 lanes. Otherwise (a box larger
+    // than 8 x 8, or a long sliver clipped to a small box) the scalar kernel draws it.
+    const int bw = s.j1 - s.j0, bh = s.i1 - s.i0;
+    if (bw > 8 || bh > 8) {
+      raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
+      return;
+    }
+    const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
+    int64_t r[3];
+    bool fits = true;
+    for (int k = 0; k < 3; ++k) {
+      r[k] = s.a[k] * px + s.b[k] * py + s.c[k] - s.bias[k];
+      const int64_t bound =
+          (r[k] < 0 ? -r[k] : r[k]) + ((s.a[k] < 0 ? -s.a[k] : s.a[k]) + (s.b[k] < 0 ? -s.b[k] : s.b[k])) * (8 * kSub);
+      fits &= bound < (int64_t(1) << 30);
+    }
+    if (!fits) {
+      raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
+      return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i inbox = _mm256_cmpgt_epi32(_mm256_set1_epi32(bw), lane);
+    __m256i v0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[0])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[0] * kSub)), lane));
+    __m256i v1 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[1])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[1] * kSub)), lane));
+    __m256i v2 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[2])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[2] * kSub)), lane));
+    const __m256i sy0 = _mm256_set1_epi32(int32_t(s.b[0] * kSub)), sy1 = _mm256_set1_epi32(int32_t(s.b[1] * kSub)),
+                  sy2 = _mm256_set1_epi32(int32_t(s.b[2] * kSub));
+    // E[k][8 * row + col]: edge value k (bias subtracted) of the sample (j0 + col, i0 + row); bit
+    // 8 * row + col of mask: that sample is covered.
+    alignas(32) int32_t E[3][64];
+    uint64_t mask = 0;
+    for (int rr = 0; rr < bh; ++rr) {
+      const __m256i out = _mm256_cmpgt_epi32(zero, _mm256_or_si256(_mm256_or_si256(v0, v1), v2));
+      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(out, inbox))));
+      mask |= uint64_t(m) << (8 * rr);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[0] + 8 * rr), v0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[1] + 8 * rr), v1);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[2] + 8 * rr), v2);
+      v0 = _mm256_add_epi32(v0, sy0);
+      v1 = _mm256_add_epi32(v1, sy1);
+      v2 = _mm256_add_epi32(v2, sy2);
+    }
+    const int32_t b0 = int32_t(s.bias[0]), b1 = int32_t(s.bias[1]), b2 = int32_t(s.bias[2]);
+    const size_t base = size_t(s.i0) * size_t(W) + size_t(s.j0);
+    while (mask) {
+      const int l = __builtin_ctzll(mask);
+      mask &= mask - 1;
+      const size_t p = base + size_t(l >> 3) * size_t(W) + size_t(l & 7);
+      const int64_t e[3] = {int64_t(E[0][l] + b0), int64_t(E[1][l] + b1), int64_t(E[2][l] + b2)};
+      const float d = depth_at(s, e);
+      if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
+        double w[3];
+        weights_at(s, e, w);
+        depth[p] = d;
+        tri_id[p] = id;
+        float* b = bary + 3 * p;
+        b[0] = float(w[0]);
+        b[1] = float(w[1]);
+        b[2] = float(w[2]);
+      }
+    }
+  }
+};
+#endif
+
 // Conservative lower bound of any depth a triangle can produce (the weights are >= 0 and sum to
 // 1 within 1e-15; 1e-6 of the magnitude covers that rounding).
 inline float depth_floor(float z0, float z1, float z2) {
@@ -104,9 +226,10 @@ inline float depth_floor(float z0, float z1, float z2) {
 // Rasterizes the rows [r0, r1) of the clip rectangle. The result is the per-pixel minimum of
 // (depth, triangle index) over all covering triangles, so the visiting order is free: with
 // cull = none, triangles facing the viewer (those back-face culling keeps) are drawn first and
-// the others afterwards, each of the latter skipped without setup when every 8 x 8 tile its box
-// touches is already nearer than its nearest vertex (the hidden half of a closed mesh).
-void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
+// the others afterwards, each of the latter skipped without setup when every sample of its box is
+// already nearer than its nearest vertex (the hidden half of a closed mesh).
+template <class Kernel>
+inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) {
   const int W = a.width;
   const int x0 = a.clip_x0, x1 = a.clip_x1;
   const float inf = std::numeric_limits<float>::infinity();
@@ -132,7 +255,7 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
       if (std::max(v0.y, std::max(v1.y, v2.y)) < band_lo || std::min(v0.y, std::min(v1.y, v2.y)) > band_hi) continue;
       TriSetup s;
       if (!setup_triangle(v0, v1, v2, cull, x0, r0, x1, r1, &s)) continue;
-      raster_triangle<false>(s, int32_t(t), depth_floor(s.z[0], s.z[1], s.z[2]), W, tri_id, depth, bary);
+      Kernel::template draw<false>(s, int32_t(t), depth_floor(s.z[0], s.z[1], s.z[2]), W, tri_id, depth, bary);
     }
     return;
   }
@@ -159,7 +282,7 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
     s.j1 = box[1];
     s.i0 = box[2];
     s.i1 = box[3];
-    raster_triangle<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
+    Kernel::template draw<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
   }
   for (const int32_t t : later) {
     const QVert& v0 = qv[faces[3 * t]];
@@ -169,19 +292,30 @@ void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
     int32_t box[4];
     triangle_box(v0, v1, v2, x0, r0, x1, r1, box);
     // Skipped when every sample of its box is strictly nearer than anything it can produce.
-    float far = -inf;
-    for (int i = box[2]; i < box[3]; ++i) {
-      const float* drow = depth + size_t(i) * size_t(W);
-      for (int j = box[0]; j < box[1]; ++j) far = std::max(far, drow[j]);
-    }
-    if (far < zlo) continue;
+    if (Kernel::box_nearer(depth, W, box, zlo)) continue;
     setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
     s.j0 = box[0];
     s.j1 = box[1];
     s.i0 = box[2];
     s.i1 = box[3];
-    raster_triangle<true>(s, t, zlo, W, tri_id, depth, bary);
+    Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
   }
+}
+
+#if EE_HAVE_AVX2_PATH
+__attribute__((target("avx2"), flatten)) void raster_band_avx2(const RasterArgs& a, const QVert* qv, int r0, int r1) {
+  raster_band_t<Avx2Kernel>(a, qv, r0, r1);
+}
+#endif
+
+void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
+#if EE_HAVE_AVX2_PATH
+  if (g_simd_enabled.load(std::memory_order_relaxed) && cpu_has_avx2()) {
+    raster_band_avx2(a, qv, r0, r1);
+    return;
+  }
+#endif
+  raster_band_t<ScalarKernel>(a, qv, r0, r1);
 }
 
 int auto_threads(int requested, int64_t pixels, int64_t faces) {

@@ -29,6 +29,11 @@ int rasterize_cpu(const RasterArgs& args);
 // null) with a plain minimum standing in for atomicMin, then the resolve pass. For tests.
 void emulate_cuda_cpu(const RasterArgs& args, const int64_t* order);
 
+// Test aid: enables (default) or disables the SIMD triangle kernel of rasterize_cpu, so that the
+// portable scalar kernel can be checked on machines that have the SIMD one; returns the previous
+// setting.
+bool set_simd_enabled(bool enabled);
+
 // Number of hardware threads (at least 1).
 int hardware_threads();
 
