@@ -440,12 +440,13 @@ def small_triangle_soup(rng, n, size, extent, depth_levels):
     return v, np.arange(3 * n, dtype=np.int32).reshape(n, 3)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_small_triangle_soup_with_ties_matches_reference(seed):
-    """Many overlapping sub-8-pixel triangles (drawn by the SIMD kernel where the CPU has one),
-    with exact depth ties between both orientations: ids, depths and barycentrics bit-identical."""
+@pytest.mark.parametrize("seed, size", [(0, 7.5), (1, 7.5), (2, 20.0), (3, 33.0)])
+def test_small_triangle_soup_with_ties_matches_reference(seed, size):
+    """Many overlapping small triangles (drawn by the SIMD kernel where the CPU has one: one 8 x 8
+    block for size 7.5, several for the larger ones), with exact depth ties between both
+    orientations: ids, depths and barycentrics bit-identical."""
     rng = np.random.default_rng(300 + seed)
-    v, f = small_triangle_soup(rng, 600, 7.5, 40, 2)
+    v, f = small_triangle_soup(rng, 600, size, 40 - size / 4, 2)
     for cull in ("none", "back"):
         native = rasterize(v, f, 44, 44, cull=cull, threads=1)
         ref = reference_rasterize(v, f, 44, 44, cull=cull)
@@ -483,7 +484,8 @@ def test_scalar_and_simd_kernels_agree(cull, flame_sized):
     buffers; where the CPU has no SIMD kernel both runs use the scalar one."""
     v, f = flame_sized
     soup_v, soup_f = small_triangle_soup(np.random.default_rng(9), 3000, 6.0, 218, 3)
-    for verts, faces in ((v, f), (soup_v, soup_f)):
+    big_v, big_f = small_triangle_soup(np.random.default_rng(10), 400, 40.0, 190, 3)
+    for verts, faces in ((v, f), (soup_v, soup_f), (big_v, big_f)):
         simd = rasterize(verts, faces, 224, 224, cull=cull, threads=1)
         previous = _raster()._set_simd(False)
         try:

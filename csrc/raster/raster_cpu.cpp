@@ -104,11 +104,12 @@ inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int
 }
 
 // Per-triangle kernels of the band loop (raster_band_t): the portable scalar one, and on x86-64
-// with AVX2 one for boxes of at most 8 x 8 pixels (every FLAME triangle at crop size) that
-// computes the coverage of the whole box as a 64-bit mask with 8-lane integer edge values, then
-// visits only the covered samples. Both give bit-identical results: the same integer edge values
+// with AVX2 one that covers the box in blocks of 8 x 8 samples (a single block for every FLAME
+// triangle at crop size): the coverage of a block is a 64-bit mask computed with 8-lane integer
+// edge values, then only the covered samples are visited. Both give bit-identical results: the same integer edge values
 // and the same depth and weight arithmetic (depth_at, weights_at).
 struct ScalarKernel {
+  static constexpr bool kDeferLarge = false;  // see Avx2Kernel
   // True when every sample of the box [j0, j1) x [i0, i1) holds a depth strictly below zlo, so a
   // triangle whose depths are all >= zlo cannot win any of them.
   static inline bool box_nearer(const float* depth, int W, const int32_t box[4], float zlo) {
@@ -124,10 +125,19 @@ struct ScalarKernel {
                           float* __restrict depth, float* __restrict bary) {
     raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
   }
+  template <bool kTie>
+  static inline void draw_big(const TriSetup& s, int32_t id, float zlo, int W, int32_t* __restrict tri_id,
+                              float* __restrict depth, float* __restrict bary) {
+    raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
+  }
 };
 
 #if EE_HAVE_AVX2_PATH
 struct Avx2Kernel {
+  // Boxes larger than 8 x 8 samples are drawn by draw_big in the band's second pass (with the tie
+  // check, so the result does not depend on that order), which keeps the first pass's loop free
+  // of that code.
+  static constexpr bool kDeferLarge = true;
   // ScalarKernel::box_nearer, one 8-lane compare per row.
   __attribute__((target("avx2"))) static inline bool box_nearer(const float* depth, int W, const int32_t box[4],
                                                                 float zlo) {
@@ -146,10 +156,11 @@ struct Avx2Kernel {
   __attribute__((target("avx2"))) static inline void draw(const TriSetup& s, int32_t id, float zlo, int W,
                                                            int32_t* __restrict tri_id, float* __restrict depth,
                                                            float* __restrict bary) {
-    // Exactness: edge values (bias subtracted) at the samples of the 8 x 8 block from (j0, i0) are
-    // bounded by |E(j0, i0)| + (|a| + |b|) * 8 * 256; when that is below 2^30 for the three edges
-    // they, their steps and the bias added back are exact in int32 lanes. Otherwise (a box larger
-    // than 8 x 8, or a long sliver clipped to a small box) the scalar kernel draws it.
+    // A box of at most 8 x 8 samples (larger ones go to draw_big). Exactness: edge values (bias
+    // subtracted) at the samples of the block from (j0, i0) are bounded by
+    // |E(j0, i0)| + (|a| + |b|) * 8 * 256; when that is below 2^30 for the three edges they, their
+    // steps and the bias added back are exact in int32 lanes. Otherwise (a long sliver clipped to
+    // a small box) the scalar kernel draws it.
     const int bw = s.j1 - s.j0, bh = s.i1 - s.i0;
     if (bw > 8 || bh > 8) {
       raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
@@ -211,6 +222,94 @@ struct Avx2Kernel {
       }
     }
   }
+
+  template <bool kTie>
+  __attribute__((target("avx2"))) static inline void draw_big(const TriSetup& s, int32_t id, float zlo, int W,
+                                                           int32_t* __restrict tri_id, float* __restrict depth,
+                                                           float* __restrict bary) {
+    // A box larger than 8 x 8 samples, covered in blocks of 8 x 8. Exactness: edge values (bias subtracted) at
+    // every sample of the box padded to whole blocks are bounded by
+    // |E(j0, i0)| + (|a| * (width + 7) + |b| * (height + 7)) * 256; when that is below 2^30 for the
+    // three edges they, their steps and the bias added back are exact in int32 lanes. Otherwise (a
+    // long sliver clipped to a small box, or a very large triangle) the scalar kernel draws it.
+    const int bw = s.j1 - s.j0, bh = s.i1 - s.i0;
+    const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
+    int64_t r[3];
+    bool fits = true;
+    for (int k = 0; k < 3; ++k) {
+      r[k] = s.a[k] * px + s.b[k] * py + s.c[k] - s.bias[k];
+      const int64_t bound = (r[k] < 0 ? -r[k] : r[k]) + (s.a[k] < 0 ? -s.a[k] : s.a[k]) * (int64_t(bw + 7) * kSub) +
+                            (s.b[k] < 0 ? -s.b[k] : s.b[k]) * (int64_t(bh + 7) * kSub);
+      fits &= bound < (int64_t(1) << 30);
+    }
+    if (!fits) {
+      raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
+      return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i ax0 = _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[0] * kSub)), lane);
+    const __m256i ax1 = _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[1] * kSub)), lane);
+    const __m256i ax2 = _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[2] * kSub)), lane);
+    const __m256i sy0 = _mm256_set1_epi32(int32_t(s.b[0] * kSub)), sy1 = _mm256_set1_epi32(int32_t(s.b[1] * kSub)),
+                  sy2 = _mm256_set1_epi32(int32_t(s.b[2] * kSub));
+    for (int by = 0; by < bh; by += 8) {
+      for (int bx = 0; bx < bw; bx += 8) {
+        const int64_t ox = int64_t(bx) * kSub, oy = int64_t(by) * kSub;
+        draw_block<kTie>(s, id, W, tri_id, depth, bary, r[0] + s.a[0] * ox + s.b[0] * oy,
+                         r[1] + s.a[1] * ox + s.b[1] * oy, r[2] + s.a[2] * ox + s.b[2] * oy, bw - bx,
+                         bh - by < 8 ? bh - by : 8, ax0, ax1, ax2, sy0, sy1, sy2,
+                         size_t(s.i0 + by) * size_t(W) + size_t(s.j0 + bx));
+      }
+    }
+  }
+
+  // One block: samples (col, row), col < min(cols, 8), row < rows <= 8, of pixel index base +
+  // row * W + col, whose edge values (bias subtracted) at (0, 0) are c0, c1, c2.
+  template <bool kTie>
+  __attribute__((target("avx2"), always_inline)) static inline void draw_block(
+      const TriSetup& s, int32_t id, int W, int32_t* __restrict tri_id, float* __restrict depth,
+      float* __restrict bary, int64_t c0, int64_t c1, int64_t c2, int cols, int rows, __m256i ax0, __m256i ax1,
+      __m256i ax2, __m256i sy0, __m256i sy1, __m256i sy2, size_t base) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i inbox = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+    __m256i v0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(c0)), ax0);
+    __m256i v1 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(c1)), ax1);
+    __m256i v2 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(c2)), ax2);
+    // E[k][8 * row + col]: edge value k (bias subtracted) of block sample (col, row); bit
+    // 8 * row + col of mask: that sample is covered.
+    alignas(32) int32_t E[3][64];
+    uint64_t mask = 0;
+    for (int rr = 0; rr < rows; ++rr) {
+      const __m256i out = _mm256_cmpgt_epi32(zero, _mm256_or_si256(_mm256_or_si256(v0, v1), v2));
+      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(out, inbox))));
+      mask |= uint64_t(m) << (8 * rr);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[0] + 8 * rr), v0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[1] + 8 * rr), v1);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(E[2] + 8 * rr), v2);
+      v0 = _mm256_add_epi32(v0, sy0);
+      v1 = _mm256_add_epi32(v1, sy1);
+      v2 = _mm256_add_epi32(v2, sy2);
+    }
+    const int32_t b0 = int32_t(s.bias[0]), b1 = int32_t(s.bias[1]), b2 = int32_t(s.bias[2]);
+    while (mask) {
+      const int l = __builtin_ctzll(mask);
+      mask &= mask - 1;
+      const size_t p = base + size_t(l >> 3) * size_t(W) + size_t(l & 7);
+      const int64_t e[3] = {int64_t(E[0][l] + b0), int64_t(E[1][l] + b1), int64_t(E[2][l] + b2)};
+      const float d = depth_at(s, e);
+      if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
+        double w[3];
+        weights_at(s, e, w);
+        depth[p] = d;
+        tri_id[p] = id;
+        float* b = bary + 3 * p;
+        b[0] = float(w[0]);
+        b[1] = float(w[1]);
+        b[2] = float(w[2]);
+      }
+    }
+  }
 };
 #endif
 
@@ -246,19 +345,6 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
   const int64_t nf = a.num_faces;
   const int cull = a.cull;
   const int64_t band_lo = sample_coord(r0), band_hi = sample_coord(r1 - 1);
-  if (cull != kCullNone) {
-    // Single pass in index order.
-    for (int64_t t = 0; t < nf; ++t) {
-      const QVert& v0 = qv[faces[3 * t]];
-      const QVert& v1 = qv[faces[3 * t + 1]];
-      const QVert& v2 = qv[faces[3 * t + 2]];
-      if (std::max(v0.y, std::max(v1.y, v2.y)) < band_lo || std::min(v0.y, std::min(v1.y, v2.y)) > band_hi) continue;
-      TriSetup s;
-      if (!setup_triangle(v0, v1, v2, cull, x0, r0, x1, r1, &s)) continue;
-      Kernel::template draw<false>(s, int32_t(t), depth_floor(s.z[0], s.z[1], s.z[2]), W, tri_id, depth, bary);
-    }
-    return;
-  }
   thread_local std::vector<int32_t> later;
   later.clear();
   TriSetup s;
@@ -273,8 +359,9 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     if (!triangle_box(v0, v1, v2, x0, r0, x1, r1, box)) continue;  // no sample point inside its box
     const int64_t area = signed_area(v0, v1, v2);
     if (area == 0 || culled(cull, area)) continue;
-    if (cull == kCullNone && area > 0) {
-      later.push_back(int32_t(t));  // clockwise on screen: drawn in the second pass
+    const bool large = box[1] - box[0] > 8 || box[3] - box[2] > 8;
+    if ((cull == kCullNone && area > 0) || (Kernel::kDeferLarge && large)) {
+      later.push_back(int32_t(t));  // clockwise on screen without culling, or large: second pass
       continue;
     }
     setup_edges(v0, v1, v2, area, &s);
@@ -291,14 +378,19 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     const float zlo = depth_floor(v0.z, v1.z, v2.z);
     int32_t box[4];
     triangle_box(v0, v1, v2, x0, r0, x1, r1, box);
-    // Skipped when every sample of its box is strictly nearer than anything it can produce.
-    if (Kernel::box_nearer(depth, W, box, zlo)) continue;
+    const bool large = box[1] - box[0] > 8 || box[3] - box[2] > 8;
+    // A small box is skipped when every sample is strictly nearer than anything it can produce.
+    if (!large && Kernel::box_nearer(depth, W, box, zlo)) continue;
     setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
     s.j0 = box[0];
     s.j1 = box[1];
     s.i0 = box[2];
     s.i1 = box[3];
-    Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
+    if (large) {
+      Kernel::template draw_big<true>(s, t, zlo, W, tri_id, depth, bary);
+    } else {
+      Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
+    }
   }
 }
 
