@@ -138,19 +138,21 @@ struct Avx2Kernel {
   // check, so the result does not depend on that order), which keeps the first pass's loop free
   // of that code.
   static constexpr bool kDeferLarge = true;
-  // ScalarKernel::box_nearer, one 8-lane compare per row.
+  // ScalarKernel::box_nearer, 8 columns per compare.
   __attribute__((target("avx2"))) static inline bool box_nearer(const float* depth, int W, const int32_t box[4],
                                                                 float zlo) {
-    if (box[1] - box[0] > 8) return ScalarKernel::box_nearer(depth, W, box, zlo);
-    const __m256i inbox =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(box[1] - box[0]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 zl = _mm256_set1_ps(zlo);
-    __m256 any = _mm256_setzero_ps();
-    for (int i = box[2]; i < box[3]; ++i) {
-      const __m256 d = _mm256_maskload_ps(depth + size_t(i) * size_t(W) + size_t(box[0]), inbox);
-      any = _mm256_or_ps(any, _mm256_cmp_ps(d, zl, _CMP_GE_OQ));
+    for (int j = box[0]; j < box[1]; j += 8) {
+      const __m256i inbox = _mm256_cmpgt_epi32(_mm256_set1_epi32(box[1] - j), lane);
+      __m256 any = _mm256_setzero_ps();
+      for (int i = box[2]; i < box[3]; ++i) {
+        const __m256 d = _mm256_maskload_ps(depth + size_t(i) * size_t(W) + size_t(j), inbox);
+        any = _mm256_or_ps(any, _mm256_cmp_ps(d, zl, _CMP_GE_OQ));
+      }
+      if (!_mm256_testz_si256(_mm256_castps_si256(any), inbox)) return false;
     }
-    return _mm256_testz_si256(_mm256_castps_si256(any), inbox);
+    return true;
   }
   template <bool kTie>
   __attribute__((target("avx2"))) static inline void draw(const TriSetup& s, int32_t id, float zlo, int W,
@@ -345,8 +347,11 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
   const int64_t nf = a.num_faces;
   const int cull = a.cull;
   const int64_t band_lo = sample_coord(r0), band_hi = sample_coord(r1 - 1);
-  thread_local std::vector<int32_t> later;
-  later.clear();
+  // Deferred to the second pass (drawn with the tie check, so order does not matter): large
+  // boxes facing the viewer (Kernel::kDeferLarge), then those facing away (cull = none).
+  thread_local std::vector<int32_t> later_large, later_away;
+  later_large.clear();
+  later_away.clear();
   TriSetup s;
   for (int64_t t = 0; t < nf; ++t) {
     const QVert& v0 = qv[faces[3 * t]];
@@ -359,9 +364,12 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     if (!triangle_box(v0, v1, v2, x0, r0, x1, r1, box)) continue;  // no sample point inside its box
     const int64_t area = signed_area(v0, v1, v2);
     if (area == 0 || culled(cull, area)) continue;
-    const bool large = box[1] - box[0] > 8 || box[3] - box[2] > 8;
-    if ((cull == kCullNone && area > 0) || (Kernel::kDeferLarge && large)) {
-      later.push_back(int32_t(t));  // clockwise on screen without culling, or large: second pass
+    if (cull == kCullNone && area > 0) {
+      later_away.push_back(int32_t(t));  // clockwise on screen
+      continue;
+    }
+    if (Kernel::kDeferLarge && (box[1] - box[0] > 8 || box[3] - box[2] > 8)) {
+      later_large.push_back(int32_t(t));
       continue;
     }
     setup_edges(v0, v1, v2, area, &s);
@@ -371,25 +379,26 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     s.i1 = box[3];
     Kernel::template draw<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
   }
-  for (const int32_t t : later) {
-    const QVert& v0 = qv[faces[3 * t]];
-    const QVert& v1 = qv[faces[3 * t + 1]];
-    const QVert& v2 = qv[faces[3 * t + 2]];
-    const float zlo = depth_floor(v0.z, v1.z, v2.z);
-    int32_t box[4];
-    triangle_box(v0, v1, v2, x0, r0, x1, r1, box);
-    const bool large = box[1] - box[0] > 8 || box[3] - box[2] > 8;
-    // A small box is skipped when every sample is strictly nearer than anything it can produce.
-    if (!large && Kernel::box_nearer(depth, W, box, zlo)) continue;
-    setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
-    s.j0 = box[0];
-    s.j1 = box[1];
-    s.i0 = box[2];
-    s.i1 = box[3];
-    if (large) {
-      Kernel::template draw_big<true>(s, t, zlo, W, tri_id, depth, bary);
-    } else {
-      Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
+  for (int list = 0; list < 2; ++list) {
+    for (const int32_t t : list == 0 ? later_large : later_away) {
+      const QVert& v0 = qv[faces[3 * t]];
+      const QVert& v1 = qv[faces[3 * t + 1]];
+      const QVert& v2 = qv[faces[3 * t + 2]];
+      const float zlo = depth_floor(v0.z, v1.z, v2.z);
+      int32_t box[4];
+      triangle_box(v0, v1, v2, x0, r0, x1, r1, box);
+      // Skipped when every sample of its box is strictly nearer than anything it can produce.
+      if (list == 1 && Kernel::box_nearer(depth, W, box, zlo)) continue;
+      setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
+      s.j0 = box[0];
+      s.j1 = box[1];
+      s.i0 = box[2];
+      s.i1 = box[3];
+      if (box[1] - box[0] > 8 || box[3] - box[2] > 8) {
+        Kernel::template draw_big<true>(s, t, zlo, W, tri_id, depth, bary);
+      } else {
+        Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
+      }
     }
   }
 }
