@@ -14,21 +14,26 @@ including the framebuffer read-back it needs), and a vectorised NumPy rasterizer
 Ratios peer / ours are printed and stored in ``extra_info`` of the peer benchmarks.
 Targets (issue 3): 224 in <= 0.3 ms on one core; 1080p overlay <= 3 ms; GPU <= 50 us at 224.
 
-What dominates (one core, 224, cull="back", from ablations of the C++ loop): snapping and
-clearing the 1 MB of buffers ~0.05 ms; the per-triangle loop (box, area, edge setup for ~5k
-front triangles, rejection of the other ~5k) ~0.12 ms; scanning the few-pixel boxes with the
-coverage test ~0.17 ms; depth key, test and the winner's stores ~0.09 ms. Without culling the
-hidden half used to cost ~60% extra; the triangles facing the viewer are now drawn first and the
-others skipped before setup when their whole box is already nearer (~35% extra left, most of
-it reading those boxes). At 1080p the face region's pixels dominate: rasterizing the ~160k-pixel
-box, then the compositor (AVX2 path: gathers of weights, faces and normals, five-light shading
-and blend eight pixels at a time).
-Measured (pytest-benchmark min / median ms, 2-core AMD EPYC Zen 3, shared machine, 2026-11-22;
-before these CPU changes in brackets): 224 1 thread 0.60 / 0.62 (0.69 / 0.71) without culling,
-0.45 / 0.47 (0.43 / 0.45) with cull="back"; 224 2 threads 0.38 / 0.40 (0.39 / 0.42); 1080p face
-region raster 1 thread 1.64 / 1.68 (2.07 / 2.12); overlay 1 thread 2.95 / 3.00 (3.92 / 3.98),
-2 threads 1.97 / 2.09 (2.45 / 2.53). The 224 one-core target is still 2x off; the overlay is
-at its 3 ms target on one thread and well under it on two.
+What dominates (one core, 224, cull="back", ablations of the C++ loop in a standalone harness):
+clearing the 1 MB of buffers ~0.037 ms and snapping ~0.011 ms; the per-triangle loop (box, area,
+edge setup for ~4.7k front triangles, rejection of the other ~5k) ~0.13 ms; the AVX2 kernel's
+coverage masks (8-lane integer edge values, one 8 x 8 block per FLAME-sized triangle) ~0.05 ms;
+depth key, test and the winners' stores for the ~25.5k covered samples ~0.14 ms (about 17 cycles
+per sample, double-precision depth and weights kept for bit-identity with the CUDA path and the
+NumPy reference). Without culling the hidden half costs ~25% extra: it is drawn last and skipped
+when its whole box is already nearer (one 8-lane compare per row). At 1080p the face region's
+pixels dominate: rasterizing the ~160k-pixel box (triangles up to ~18 x 9 px, covered in 8 x 8
+blocks), then the compositor (AVX2 path: gathers of weights, faces and normals, five-light
+shading and blend eight pixels at a time).
+Measured (pytest-benchmark min / median ms, 2-core AMD EPYC Zen 3, shared machine, 2026-11-22,
+second session; first session's figures in brackets): 224 1 thread 0.52 / 0.54 (0.60 / 0.62)
+without culling, 0.40 / 0.42 (0.45 / 0.47) with cull="back"; 224 2 threads 0.34 (0.38); 1080p face
+region raster 1 thread 1.27 / 1.30 (1.64 / 1.68); overlay 1 thread 2.82 / 2.96 (2.95 / 3.00),
+2 threads 1.95 (1.97). The 224 one-core target (0.3 ms) is still not met (1.35x off with culling,
+1.7x without). Tried this session without gain: full 8-lane depth/weight evaluation with blended
+stores (as slow as scalar: ~1.9 covered samples per row), 8-aligned chunks, per-tile depth maxima
+for the second pass, a fixed four-row mask loop; an out-of-line large-box kernel in the first
+pass (register pressure made the small-box loop ~5% slower, hence the deferral).
 Rounds are bounded so the file finishes well within a minute.
 """
 import os
