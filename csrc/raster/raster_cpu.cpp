@@ -125,16 +125,11 @@ struct ScalarKernel {
                           float* __restrict depth, float* __restrict bary) {
     raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
   }
-  template <bool kTie>
-  static inline void draw_big(const TriSetup& s, int32_t id, float zlo, int W, int32_t* __restrict tri_id,
-                              float* __restrict depth, float* __restrict bary) {
-    raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
-  }
 };
 
 #if EE_HAVE_AVX2_PATH
 struct Avx2Kernel {
-  // Boxes larger than 8 x 8 samples are drawn by draw_big in the band's second pass (with the tie
+  // Boxes larger than 8 x 8 samples are drawn in the band's second pass (with the tie
   // check, so the result does not depend on that order), which keeps the first pass's loop free
   // of that code.
   static constexpr bool kDeferLarge = true;
@@ -158,82 +153,12 @@ struct Avx2Kernel {
   __attribute__((target("avx2"))) static inline void draw(const TriSetup& s, int32_t id, float zlo, int W,
                                                            int32_t* __restrict tri_id, float* __restrict depth,
                                                            float* __restrict bary) {
-    // A box of at most 8 x 8 samples (larger ones go to draw_big). Exactness: edge values (bias
-    // subtracted) at the samples of the block from (j0, i0) are bounded by
-    // |E(j0, i0)| + (|a| + |b|) * 8 * 256; when that is below 2^30 for the three edges they, their
-    // steps and the bias added back are exact in int32 lanes. Otherwise (a long sliver clipped to
-    // a small box) the scalar kernel draws it.
-    const int bw = s.j1 - s.j0, bh = s.i1 - s.i0;
-    if (bw > 8 || bh > 8) {
-      raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
-      return;
-    }
-    const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
-    int64_t r[3];
-    bool fits = true;
-    for (int k = 0; k < 3; ++k) {
-      r[k] = s.a[k] * px + s.b[k] * py + s.c[k] - s.bias[k];
-      const int64_t bound =
-          (r[k] < 0 ? -r[k] : r[k]) + ((s.a[k] < 0 ? -s.a[k] : s.a[k]) + (s.b[k] < 0 ? -s.b[k] : s.b[k])) * (8 * kSub);
-      fits &= bound < (int64_t(1) << 30);
-    }
-    if (!fits) {
-      raster_triangle<kTie>(s, id, zlo, W, tri_id, depth, bary);
-      return;
-    }
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i inbox = _mm256_cmpgt_epi32(_mm256_set1_epi32(bw), lane);
-    __m256i v0 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[0])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[0] * kSub)), lane));
-    __m256i v1 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[1])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[1] * kSub)), lane));
-    __m256i v2 = _mm256_add_epi32(_mm256_set1_epi32(int32_t(r[2])), _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[2] * kSub)), lane));
-    const __m256i sy0 = _mm256_set1_epi32(int32_t(s.b[0] * kSub)), sy1 = _mm256_set1_epi32(int32_t(s.b[1] * kSub)),
-                  sy2 = _mm256_set1_epi32(int32_t(s.b[2] * kSub));
-    // E[k][8 * row + col]: edge value k (bias subtracted) of the sample (j0 + col, i0 + row); bit
-    // 8 * row + col of mask: that sample is covered.
-    alignas(32) int32_t E[3][64];
-    uint64_t mask = 0;
-    for (int rr = 0; rr < bh; ++rr) {
-      const __m256i out = _mm256_cmpgt_epi32(zero, _mm256_or_si256(_mm256_or_si256(v0, v1), v2));
-      const unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(out, inbox))));
-      mask |= uint64_t(m) << (8 * rr);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(E[0] + 8 * rr), v0);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(E[1] + 8 * rr), v1);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(E[2] + 8 * rr), v2);
-      v0 = _mm256_add_epi32(v0, sy0);
-      v1 = _mm256_add_epi32(v1, sy1);
-      v2 = _mm256_add_epi32(v2, sy2);
-    }
-    const int32_t b0 = int32_t(s.bias[0]), b1 = int32_t(s.bias[1]), b2 = int32_t(s.bias[2]);
-    const size_t base = size_t(s.i0) * size_t(W) + size_t(s.j0);
-    while (mask) {
-      const int l = __builtin_ctzll(mask);
-      mask &= mask - 1;
-      const size_t p = base + size_t(l >> 3) * size_t(W) + size_t(l & 7);
-      const int64_t e[3] = {int64_t(E[0][l] + b0), int64_t(E[1][l] + b1), int64_t(E[2][l] + b2)};
-      const float d = depth_at(s, e);
-      if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
-        double w[3];
-        weights_at(s, e, w);
-        depth[p] = d;
-        tri_id[p] = id;
-        float* b = bary + 3 * p;
-        b[0] = float(w[0]);
-        b[1] = float(w[1]);
-        b[2] = float(w[2]);
-      }
-    }
-  }
-
-  template <bool kTie>
-  __attribute__((target("avx2"))) static inline void draw_big(const TriSetup& s, int32_t id, float zlo, int W,
-                                                           int32_t* __restrict tri_id, float* __restrict depth,
-                                                           float* __restrict bary) {
-    // A box larger than 8 x 8 samples, covered in blocks of 8 x 8. Exactness: edge values (bias subtracted) at
-    // every sample of the box padded to whole blocks are bounded by
-    // |E(j0, i0)| + (|a| * (width + 7) + |b| * (height + 7)) * 256; when that is below 2^30 for the
-    // three edges they, their steps and the bias added back are exact in int32 lanes. Otherwise (a
-    // long sliver clipped to a small box, or a very large triangle) the scalar kernel draws it.
+    // The box is covered in blocks of 8 x 8 samples (one block for every FLAME triangle at crop
+    // size). Exactness: edge values (bias subtracted) at every sample of the box padded to whole
+    // blocks are bounded by |E(j0, i0)| + (|a| * (width + 7) + |b| * (height + 7)) * 256; when that
+    // is below 2^30 for the three edges they, their steps and the bias added back are exact in
+    // int32 lanes. Otherwise (a long sliver clipped to a small box, or a very large triangle) the
+    // scalar kernel draws it.
     const int bw = s.j1 - s.j0, bh = s.i1 - s.i0;
     const int64_t px = sample_coord(s.j0), py = sample_coord(s.i0);
     int64_t r[3];
@@ -254,6 +179,11 @@ struct Avx2Kernel {
     const __m256i ax2 = _mm256_mullo_epi32(_mm256_set1_epi32(int32_t(s.a[2] * kSub)), lane);
     const __m256i sy0 = _mm256_set1_epi32(int32_t(s.b[0] * kSub)), sy1 = _mm256_set1_epi32(int32_t(s.b[1] * kSub)),
                   sy2 = _mm256_set1_epi32(int32_t(s.b[2] * kSub));
+    if (bw <= 8 && bh <= 8) {  // a single block, the common case: no block loops
+      draw_block<kTie>(s, id, W, tri_id, depth, bary, r[0], r[1], r[2], bw, bh, ax0, ax1, ax2, sy0, sy1, sy2,
+                       size_t(s.i0) * size_t(W) + size_t(s.j0));
+      return;
+    }
     for (int by = 0; by < bh; by += 8) {
       for (int bx = 0; bx < bw; bx += 8) {
         const int64_t ox = int64_t(bx) * kSub, oy = int64_t(by) * kSub;
@@ -394,11 +324,7 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
       s.j1 = box[1];
       s.i0 = box[2];
       s.i1 = box[3];
-      if (box[1] - box[0] > 8 || box[3] - box[2] > 8) {
-        Kernel::template draw_big<true>(s, t, zlo, W, tri_id, depth, bary);
-      } else {
-        Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
-      }
+      Kernel::template draw<true>(s, t, zlo, W, tri_id, depth, bary);
     }
   }
 }
