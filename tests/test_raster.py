@@ -478,6 +478,27 @@ def test_long_slivers_clipped_to_small_boxes_match_reference():
         assert_same(native, ref)
 
 
+@pytest.mark.parametrize("cull", ["none", "back", "front"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_grouped_triage_with_unusable_vertices_matches_reference(cull, threads):
+    """Triangles are triaged in groups of eight where the CPU allows (usable vertices, box, area
+    sign, culling) and one by one for the remainder: a face count that is not a multiple of 8,
+    unusable vertices (NaN, inf, beyond the guard band) spread over the groups, boxes that miss
+    the image or a band, and zero-area faces must all give the reference result."""
+    rng = np.random.default_rng(11)
+    h, w = 61, 83
+    v, f = random_mesh(rng, 150, 803, h, w, margin=60.0)
+    bad = rng.choice(150, 12, replace=False)
+    v[bad[:4], 0] = np.nan
+    v[bad[4:7], 1] = np.inf
+    v[bad[7:9], 2] = -np.inf
+    v[bad[9:], 1] = 3.0e6  # beyond the guard band
+    f[::37, 2] = f[::37, 1]  # zero area
+    native = rasterize(v, f, h, w, cull=cull, threads=threads)
+    assert_same(native, reference_rasterize(v, f, h, w, cull=cull))
+    assert (native[0] >= 0).any()
+
+
 @pytest.mark.parametrize("cull", ["none", "back"])
 def test_scalar_and_simd_kernels_agree(cull, flame_sized):
     """The portable scalar kernel (the only one on ARM) and the SIMD kernel give identical

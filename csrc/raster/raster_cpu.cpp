@@ -110,6 +110,12 @@ inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int
 // and the same depth and weight arithmetic (depth_at, weights_at).
 struct ScalarKernel {
   static constexpr bool kDeferLarge = false;  // see Avx2Kernel
+  // Triangles triaged in groups (see Avx2Kernel::triage): none, the band loop does them all.
+  template <class First, class Away>
+  static inline int64_t triage(const QVert*, const int32_t*, int64_t, int64_t, int, int, int, int, int, First&&,
+                               Away&&) {
+    return 0;
+  }
   // True when every sample of the box [j0, j1) x [i0, i1) holds a depth strictly below zlo, so a
   // triangle whose depths are all >= zlo cannot win any of them.
   static inline bool box_nearer(const float* depth, int W, const int32_t box[4], float zlo) {
@@ -128,11 +134,118 @@ struct ScalarKernel {
 };
 
 #if EE_HAVE_AVX2_PATH
+// Splits eight consecutive 3-element records, held in order by v0 (elements 0-7), v1 (8-15) and
+// v2 (16-23), into their first (c0), second (c1) and third (c2) members, record k in lane k.
+__attribute__((target("avx2"), always_inline)) inline void deinterleave3_avx2(__m256 v0, __m256 v1, __m256 v2,
+                                                                            __m256& c0, __m256& c1, __m256& c2) {
+  const __m256i i0 = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5), i1 = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
+                i2 = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
+  c0 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i0), _mm256_permutevar8x32_ps(v1, i0), 0x38),
+                       _mm256_permutevar8x32_ps(v2, i0), 0xc0);
+  c1 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i1), _mm256_permutevar8x32_ps(v1, i1), 0x18),
+                       _mm256_permutevar8x32_ps(v2, i1), 0xe0);
+  c2 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i2), _mm256_permutevar8x32_ps(v1, i2), 0x1c),
+                       _mm256_permutevar8x32_ps(v2, i2), 0xe0);
+}
+
+__attribute__((target("avx2"), always_inline)) inline void deinterleave3_avx2(__m256i v0, __m256i v1, __m256i v2,
+                                                                            __m256i& c0, __m256i& c1, __m256i& c2) {
+  __m256 f0, f1, f2;
+  deinterleave3_avx2(_mm256_castsi256_ps(v0), _mm256_castsi256_ps(v1), _mm256_castsi256_ps(v2), f0, f1, f2);
+  c0 = _mm256_castps_si256(f0);
+  c1 = _mm256_castps_si256(f1);
+  c2 = _mm256_castps_si256(f2);
+}
+
 struct Avx2Kernel {
   // Boxes larger than 8 x 8 samples are drawn in the band's second pass (with the tie
   // check, so the result does not depend on that order), which keeps the first pass's loop free
   // of that code.
   static constexpr bool kDeferLarge = true;
+  // The band loop's triage of triangles 0 .. 8 * floor(F / 8) - 1, eight at a time, with the
+  // same integer tests: usable vertices (rasterize_cpu marks an unusable vertex with y =
+  // INT32_MIN), pixel box clipped to [cx0, cx1) x [cy0, cy1) not empty, signed area (exact
+  // 64-bit products) non-zero and not culled. In index order, first(t, box, area) receives the
+  // triangles of the first pass and away(t) those facing away (cull = none). Returns the number
+  // of triangles triaged (0 when vertex indices could overflow the gather offsets).
+  template <class First, class Away>
+  __attribute__((target("avx2"))) static inline int64_t triage(const QVert* qv, const int32_t* faces,
+                                                                               int64_t nf, int64_t nv, int cull,
+                                                                               int cx0, int cy0, int cx1, int cy1,
+                                                                               First&& first, Away&& away) {
+    static_assert(sizeof(QVert) == 16, "gather offsets assume 4 ints per vertex");
+    if (nv >= (int64_t(1) << 29)) return 0;
+    const int64_t n8 = nf & ~int64_t(7);
+    const int* qx = &qv[0].x;
+    const int* qy = &qv[0].y;
+    const __m256i unusable = _mm256_set1_epi32(INT32_MIN);
+    const __m256i half = _mm256_set1_epi32(int32_t(kHalf)), one = _mm256_set1_epi32(1);
+    const __m256i vx0 = _mm256_set1_epi32(cx0), vx1 = _mm256_set1_epi32(cx1);
+    const __m256i vy0 = _mm256_set1_epi32(cy0), vy1 = _mm256_set1_epi32(cy1);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int64_t t = 0; t < n8; t += 8) {
+      __m256i f0, f1, f2;
+      deinterleave3_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t)),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t + 8)),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t + 16)), f0, f1, f2);
+      f0 = _mm256_slli_epi32(f0, 2);
+      f1 = _mm256_slli_epi32(f1, 2);
+      f2 = _mm256_slli_epi32(f2, 2);
+      const __m256i y0 = _mm256_i32gather_epi32(qy, f0, 4), y1 = _mm256_i32gather_epi32(qy, f1, 4),
+                    y2 = _mm256_i32gather_epi32(qy, f2, 4);
+      const __m256i bad = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi32(y0, unusable), _mm256_cmpeq_epi32(y1, unusable)),
+                                          _mm256_cmpeq_epi32(y2, unusable));
+      const __m256i x0 = _mm256_i32gather_epi32(qx, f0, 4), x1 = _mm256_i32gather_epi32(qx, f1, 4),
+                    x2 = _mm256_i32gather_epi32(qx, f2, 4);
+      // Pixel box (triangle_box): j0 = ceil((min x - half) / 256), j1 = floor((max x - half) / 256) + 1.
+      const __m256i j0 = _mm256_max_epi32(
+          vx0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, _mm256_min_epi32(x0, _mm256_min_epi32(x1, x2))), kSubBits)));
+      const __m256i j1 = _mm256_min_epi32(
+          vx1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_max_epi32(x0, _mm256_max_epi32(x1, x2)), half), kSubBits), one));
+      const __m256i i0 = _mm256_max_epi32(
+          vy0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, _mm256_min_epi32(y0, _mm256_min_epi32(y1, y2))), kSubBits)));
+      const __m256i i1 = _mm256_min_epi32(
+          vy1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_max_epi32(y0, _mm256_max_epi32(y1, y2)), half), kSubBits), one));
+      const __m256i live = _mm256_andnot_si256(bad, _mm256_and_si256(_mm256_cmpgt_epi32(j1, j0), _mm256_cmpgt_epi32(i1, i0)));
+      if (_mm256_testz_si256(live, live)) continue;
+      // Signed area (x1 - x0)(y2 - y0) - (y1 - y0)(x2 - x0): differences fit int32 (|coordinate|
+      // <= 2^29), products are exact 64-bit; even triangles in the low halves, odd ones shifted down.
+      const __m256i dx1 = _mm256_sub_epi32(x1, x0), dy1 = _mm256_sub_epi32(y1, y0);
+      const __m256i dx2 = _mm256_sub_epi32(x2, x0), dy2 = _mm256_sub_epi32(y2, y0);
+      const __m256i ae = _mm256_sub_epi64(_mm256_mul_epi32(dx1, dy2), _mm256_mul_epi32(dy1, dx2));
+      const __m256i ao = _mm256_sub_epi64(_mm256_mul_epi32(_mm256_srli_epi64(dx1, 32), _mm256_srli_epi64(dy2, 32)),
+                                          _mm256_mul_epi32(_mm256_srli_epi64(dy1, 32), _mm256_srli_epi64(dx2, 32)));
+      const __m256i pos = _mm256_blend_epi32(_mm256_cmpgt_epi64(ae, zero), _mm256_cmpgt_epi64(ao, zero), 0xaa);
+      const __m256i neg = _mm256_blend_epi32(_mm256_cmpgt_epi64(zero, ae), _mm256_cmpgt_epi64(zero, ao), 0xaa);
+      // Clockwise on screen (pos) faces away; see setup_triangle.
+      const __m256i keep = cull == kCullBack ? neg : cull == kCullFront ? pos : _mm256_or_si256(pos, neg);
+      const __m256i front = cull == kCullNone ? neg : keep;
+      const unsigned live8 = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(live, keep))));
+      if (!live8) continue;
+      unsigned mf = live8 & unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(front)));
+      unsigned ma = live8 & ~mf;
+      alignas(32) int32_t bj0[8], bj1[8], bi0[8], bi1[8];
+      alignas(32) int64_t area[2][4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bj0), j0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bj1), j1);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bi0), i0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(bi1), i1);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(area[0]), ae);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(area[1]), ao);
+      while (mf) {
+        const int l = __builtin_ctz(mf);
+        mf &= mf - 1;
+        const int32_t box[4] = {bj0[l], bj1[l], bi0[l], bi1[l]};
+        first(t + l, box, area[l & 1][l >> 1]);
+      }
+      while (ma) {
+        const int l = __builtin_ctz(ma);
+        ma &= ma - 1;
+        away(t + l);
+      }
+    }
+    return n8;
+  }
   // ScalarKernel::box_nearer, 8 columns per compare.
   __attribute__((target("avx2"))) static inline bool box_nearer(const float* depth, int W, const int32_t box[4],
                                                                 float zlo) {
@@ -283,7 +396,29 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
   later_large.clear();
   later_away.clear();
   TriSetup s;
-  for (int64_t t = 0; t < nf; ++t) {
+  // First pass, for a triangle that survived the triage (usable, box clipped to the band not
+  // empty, non-zero area, not culled, facing the viewer when cull = none): large boxes are
+  // deferred (Kernel::kDeferLarge), the others drawn now in index order, so that an equal depth
+  // keeps the lower index without a tie check.
+  const auto first = [&](int64_t t, const int32_t box[4], int64_t area) {
+    if (Kernel::kDeferLarge && (box[1] - box[0] > 8 || box[3] - box[2] > 8)) {
+      later_large.push_back(int32_t(t));
+      return;
+    }
+    const QVert& v0 = qv[faces[3 * t]];
+    const QVert& v1 = qv[faces[3 * t + 1]];
+    const QVert& v2 = qv[faces[3 * t + 2]];
+    setup_edges(v0, v1, v2, area, &s);
+    s.j0 = box[0];
+    s.j1 = box[1];
+    s.i0 = box[2];
+    s.i1 = box[3];
+    Kernel::template draw<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
+  };
+  const auto away = [&](int64_t t) { later_away.push_back(int32_t(t)); };
+  // Triangles [0, t_done) are triaged eight at a time where the kernel can; the rest one by one.
+  const int64_t t_done = Kernel::triage(qv, faces, nf, a.num_vertices, cull, x0, r0, x1, r1, first, away);
+  for (int64_t t = t_done; t < nf; ++t) {
     const QVert& v0 = qv[faces[3 * t]];
     const QVert& v1 = qv[faces[3 * t + 1]];
     const QVert& v2 = qv[faces[3 * t + 2]];
@@ -295,19 +430,10 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     const int64_t area = signed_area(v0, v1, v2);
     if (area == 0 || culled(cull, area)) continue;
     if (cull == kCullNone && area > 0) {
-      later_away.push_back(int32_t(t));  // clockwise on screen
+      away(t);  // clockwise on screen
       continue;
     }
-    if (Kernel::kDeferLarge && (box[1] - box[0] > 8 || box[3] - box[2] > 8)) {
-      later_large.push_back(int32_t(t));
-      continue;
-    }
-    setup_edges(v0, v1, v2, area, &s);
-    s.j0 = box[0];
-    s.j1 = box[1];
-    s.i0 = box[2];
-    s.i1 = box[3];
-    Kernel::template draw<false>(s, int32_t(t), depth_floor(v0.z, v1.z, v2.z), W, tri_id, depth, bary);
+    first(t, box, area);
   }
   for (int list = 0; list < 2; ++list) {
     for (const int32_t t : list == 0 ? later_large : later_away) {
@@ -366,6 +492,7 @@ int rasterize_cpu(const RasterArgs& a) {
   for (int64_t v = 0; v < a.num_vertices; ++v) {
     const float* p = a.vertices + 3 * v;
     qv[v] = quantize_vertex(p[0], p[1], p[2], a.origin_x, a.origin_y);
+    if (!qv[v].ok) qv[v].y = INT32_MIN;  // the marker Avx2Kernel::triage tests
   }
   // At most 4 workers per hardware thread and one per row.
   const int threads = std::min(std::min(auto_threads(a.threads, int64_t(rows) * cols, a.num_faces), rows),
@@ -634,15 +761,7 @@ __attribute__((target("avx2"))) void composite_rows_preview_avx2(const Composite
       __m256 b0, b1, b2;
       if (m == 0xffu) {
         // Eight covered pixels: their 24 weights are contiguous; de-interleave in registers.
-        const __m256 v0 = _mm256_loadu_ps(bp), v1 = _mm256_loadu_ps(bp + 8), v2 = _mm256_loadu_ps(bp + 16);
-        const __m256i i0 = _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5), i1 = _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
-                      i2 = _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7);
-        b0 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i0), _mm256_permutevar8x32_ps(v1, i0), 0x38),
-                             _mm256_permutevar8x32_ps(v2, i0), 0xc0);
-        b1 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i1), _mm256_permutevar8x32_ps(v1, i1), 0x18),
-                             _mm256_permutevar8x32_ps(v2, i1), 0xe0);
-        b2 = _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(v0, i2), _mm256_permutevar8x32_ps(v1, i2), 0x1c),
-                             _mm256_permutevar8x32_ps(v2, i2), 0xe0);
+        deinterleave3_avx2(_mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8), _mm256_loadu_ps(bp + 16), b0, b1, b2);
       } else {
         b0 = _mm256_mask_i32gather_ps(z, bp, l3, vm, 4);
         b1 = _mm256_mask_i32gather_ps(z, bp + 1, l3, vm, 4);
