@@ -112,8 +112,8 @@ struct ScalarKernel {
   static constexpr bool kDeferLarge = false;  // see Avx2Kernel
   // Triangles triaged in groups (see Avx2Kernel::triage): none, the band loop does them all.
   template <class First, class Away>
-  static inline int64_t triage(const QVert*, const int32_t*, int64_t, int64_t, int, int, int, int, int, First&&,
-                               Away&&) {
+  static inline int64_t triage(const QVert*, const int32_t*, int64_t, int64_t, int, int, int, int, int, int,
+                               int32_t*, float*, float*, First&&, Away&&) {
     return 0;
   }
   // True when every sample of the box [j0, j1) x [i0, i1) holds a depth strictly below zlo, so a
@@ -166,13 +166,15 @@ struct Avx2Kernel {
   // same integer tests: usable vertices (rasterize_cpu marks an unusable vertex with y =
   // INT32_MIN), pixel box clipped to [cx0, cx1) x [cy0, cy1) not empty, signed area (exact
   // 64-bit products) non-zero and not culled. In index order, first(t, box, area) receives the
-  // triangles of the first pass and away(t) those facing away (cull = none). Returns the number
-  // of triangles triaged (0 when vertex indices could overflow the gather offsets).
+  // triangles of the first pass and away(t) those facing away (cull = none); small first-pass
+  // triangles are set up in the lanes too and drawn here (see below). Returns the number of
+  // triangles triaged (0 when vertex indices could overflow the gather offsets).
   template <class First, class Away>
-  __attribute__((target("avx2"))) static inline int64_t triage(const QVert* qv, const int32_t* faces,
-                                                                               int64_t nf, int64_t nv, int cull,
-                                                                               int cx0, int cy0, int cx1, int cy1,
-                                                                               First&& first, Away&& away) {
+  __attribute__((target("avx2"))) static inline int64_t triage(const QVert* qv, const int32_t* faces, int64_t nf,
+                                                               int64_t nv, int cull, int cx0, int cy0, int cx1,
+                                                               int cy1, int W, int32_t* __restrict tri_id,
+                                                               float* __restrict depth, float* __restrict bary,
+                                                               First&& first, Away&& away) {
     static_assert(sizeof(QVert) == 16, "gather offsets assume 4 ints per vertex");
     if (nv >= (int64_t(1) << 29)) return 0;
     const int64_t n8 = nf & ~int64_t(7);
@@ -197,15 +199,13 @@ struct Avx2Kernel {
                                           _mm256_cmpeq_epi32(y2, unusable));
       const __m256i x0 = _mm256_i32gather_epi32(qx, f0, 4), x1 = _mm256_i32gather_epi32(qx, f1, 4),
                     x2 = _mm256_i32gather_epi32(qx, f2, 4);
+      const __m256i minx = _mm256_min_epi32(x0, _mm256_min_epi32(x1, x2)), maxx = _mm256_max_epi32(x0, _mm256_max_epi32(x1, x2));
+      const __m256i miny = _mm256_min_epi32(y0, _mm256_min_epi32(y1, y2)), maxy = _mm256_max_epi32(y0, _mm256_max_epi32(y1, y2));
       // Pixel box (triangle_box): j0 = ceil((min x - half) / 256), j1 = floor((max x - half) / 256) + 1.
-      const __m256i j0 = _mm256_max_epi32(
-          vx0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, _mm256_min_epi32(x0, _mm256_min_epi32(x1, x2))), kSubBits)));
-      const __m256i j1 = _mm256_min_epi32(
-          vx1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_max_epi32(x0, _mm256_max_epi32(x1, x2)), half), kSubBits), one));
-      const __m256i i0 = _mm256_max_epi32(
-          vy0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, _mm256_min_epi32(y0, _mm256_min_epi32(y1, y2))), kSubBits)));
-      const __m256i i1 = _mm256_min_epi32(
-          vy1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(_mm256_max_epi32(y0, _mm256_max_epi32(y1, y2)), half), kSubBits), one));
+      const __m256i j0 = _mm256_max_epi32(vx0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, minx), kSubBits)));
+      const __m256i j1 = _mm256_min_epi32(vx1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(maxx, half), kSubBits), one));
+      const __m256i i0 = _mm256_max_epi32(vy0, _mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, miny), kSubBits)));
+      const __m256i i1 = _mm256_min_epi32(vy1, _mm256_add_epi32(_mm256_srai_epi32(_mm256_sub_epi32(maxy, half), kSubBits), one));
       const __m256i live = _mm256_andnot_si256(bad, _mm256_and_si256(_mm256_cmpgt_epi32(j1, j0), _mm256_cmpgt_epi32(i1, i0)));
       if (_mm256_testz_si256(live, live)) continue;
       // Signed area (x1 - x0)(y2 - y0) - (y1 - y0)(x2 - x0): differences fit int32 (|coordinate|
@@ -232,11 +232,71 @@ struct Avx2Kernel {
       _mm256_store_si256(reinterpret_cast<__m256i*>(bi1), i1);
       _mm256_store_si256(reinterpret_cast<__m256i*>(area[0]), ae);
       _mm256_store_si256(reinterpret_cast<__m256i*>(area[1]), ao);
+      // Small first-pass triangles (box at most 8 x 8 samples, vertices within 16 pixels of each
+      // other) are set up here with the arithmetic of setup_edges and draw: every coordinate
+      // difference is then at most 2^12 grid steps, so the edge values at the box corner and the
+      // area are exact int32 products and draw's int32 range bound holds. Others go to first().
+      const __m256i span = _mm256_set1_epi32(16 * kSub + 1), nine = _mm256_set1_epi32(9);
+      const __m256i small = _mm256_and_si256(
+          _mm256_and_si256(_mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxx, minx)), _mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxy, miny))),
+          _mm256_and_si256(_mm256_cmpgt_epi32(nine, _mm256_sub_epi32(j1, j0)), _mm256_cmpgt_epi32(nine, _mm256_sub_epi32(i1, i0))));
+      const unsigned fast = mf & unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(small)));
+      alignas(32) int32_t R[3][8], SX[3][8], SY[3][8], B[3][8];
+      alignas(32) double inv[8], ZS[3][8];
+      if (fast) {
+        const __m256i sg = _mm256_blendv_epi8(_mm256_set1_epi32(-1), one, pos);  // orientation sign
+        const __m256i px = _mm256_add_epi32(_mm256_slli_epi32(j0, kSubBits), half);
+        const __m256i py = _mm256_add_epi32(_mm256_slli_epi32(i0, kSubBits), half);
+        const __m256i ex[3] = {x1, x2, x0}, ey[3] = {y1, y2, y0};  // edge k: vertex k+1 to vertex k+2
+        const __m256i fx[3] = {x2, x0, x1}, fy[3] = {y2, y0, y1};
+        for (int k = 0; k < 3; ++k) {
+          const __m256i dx = _mm256_sign_epi32(_mm256_sub_epi32(fx[k], ex[k]), sg);
+          const __m256i dy = _mm256_sign_epi32(_mm256_sub_epi32(fy[k], ey[k]), sg);
+          const __m256i e = _mm256_sub_epi32(_mm256_mullo_epi32(dx, _mm256_sub_epi32(py, ey[k])),
+                                             _mm256_mullo_epi32(dy, _mm256_sub_epi32(px, ex[k])));
+          const __m256i owned = _mm256_or_si256(_mm256_cmpgt_epi32(zero, dy),
+                                                _mm256_and_si256(_mm256_cmpeq_epi32(dy, zero), _mm256_cmpgt_epi32(dx, zero)));
+          const __m256i bias = _mm256_andnot_si256(owned, one);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(B[k]), bias);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(R[k]), _mm256_sub_epi32(e, bias));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(SX[k]), _mm256_sub_epi32(zero, _mm256_slli_epi32(dy, kSubBits)));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(SY[k]), _mm256_slli_epi32(dx, kSubBits));
+        }
+        const __m256i area32 = _mm256_abs_epi32(_mm256_sub_epi32(_mm256_mullo_epi32(dx1, dy2), _mm256_mullo_epi32(dy1, dx2)));
+        const __m256d one_d = _mm256_set1_pd(1.0);
+        const __m256d inv_lo = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_castsi256_si128(area32)));
+        const __m256d inv_hi = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_extracti128_si256(area32, 1)));
+        _mm256_store_pd(inv, inv_lo);
+        _mm256_store_pd(inv + 4, inv_hi);
+        const float* qz = &qv[0].z;
+        const __m256i fk[3] = {f0, f1, f2};
+        for (int k = 0; k < 3; ++k) {
+          const __m256 z = _mm256_i32gather_ps(qz, fk[k], 4);
+          _mm256_store_pd(ZS[k], _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(z)), inv_lo));
+          _mm256_store_pd(ZS[k] + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(z, 1)), inv_hi));
+        }
+      }
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       while (mf) {
         const int l = __builtin_ctz(mf);
         mf &= mf - 1;
-        const int32_t box[4] = {bj0[l], bj1[l], bi0[l], bi1[l]};
-        first(t + l, box, area[l & 1][l >> 1]);
+        if (!((fast >> l) & 1u)) {
+          const int32_t box[4] = {bj0[l], bj1[l], bi0[l], bi1[l]};
+          first(t + l, box, area[l & 1][l >> 1]);
+          continue;
+        }
+        TriSetup s;
+        s.inv_area = inv[l];
+        for (int k = 0; k < 3; ++k) {
+          s.bias[k] = B[k][l];
+          s.zs[k] = ZS[k][l];
+        }
+        draw_block<false>(s, int32_t(t + l), W, tri_id, depth, bary, R[0][l], R[1][l], R[2][l], bj1[l] - bj0[l],
+                          bi1[l] - bi0[l], _mm256_mullo_epi32(_mm256_set1_epi32(SX[0][l]), lane),
+                          _mm256_mullo_epi32(_mm256_set1_epi32(SX[1][l]), lane),
+                          _mm256_mullo_epi32(_mm256_set1_epi32(SX[2][l]), lane), _mm256_set1_epi32(SY[0][l]),
+                          _mm256_set1_epi32(SY[1][l]), _mm256_set1_epi32(SY[2][l]),
+                          size_t(bi0[l]) * size_t(W) + size_t(bj0[l]));
       }
       while (ma) {
         const int l = __builtin_ctz(ma);
@@ -417,7 +477,7 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
   };
   const auto away = [&](int64_t t) { later_away.push_back(int32_t(t)); };
   // Triangles [0, t_done) are triaged eight at a time where the kernel can; the rest one by one.
-  const int64_t t_done = Kernel::triage(qv, faces, nf, a.num_vertices, cull, x0, r0, x1, r1, first, away);
+  const int64_t t_done = Kernel::triage(qv, faces, nf, a.num_vertices, cull, x0, r0, x1, r1, W, tri_id, depth, bary, first, away);
   for (int64_t t = t_done; t < nf; ++t) {
     const QVert& v0 = qv[faces[3 * t]];
     const QVert& v1 = qv[faces[3 * t + 1]];
