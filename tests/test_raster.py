@@ -499,6 +499,36 @@ def test_grouped_triage_with_unusable_vertices_matches_reference(cull, threads):
     assert (native[0] >= 0).any()
 
 
+@pytest.mark.parametrize("rect", [(0, 0, 40, 36), (-17, 9, 30, 50), (1000, -2000, 1040, -1964)])
+def test_vertex_snapping_ties_and_extremes_match_reference(rect):
+    """Vertices are snapped eight at a time where the CPU allows, the rest one by one: coordinates
+    exactly halfway between grid steps (round half to even), values beyond the int64 limit of the
+    snap (|x| * 256 > 2^40), beyond the guard band, non-finite, and a depth above 3e38 must give the
+    reference result for a buffer at any integer origin; the scalar path must agree bit for bit."""
+    x0, y0, x1, y1 = rect
+    h, w = y1 - y0, x1 - x0
+    rng = np.random.default_rng(12)
+    n = 203
+    v = np.empty((n, 3), np.float32)
+    # halfway points k/256 + 1/512 around the buffer, so ties to even decide coverage
+    v[:, 0] = x0 + (rng.integers(-256, 256 * (w + 1), n) + 0.5) / 256
+    v[:, 1] = y0 + (rng.integers(-256, 256 * (h + 1), n) + 0.5) / 256
+    v[:, 2] = rng.uniform(-1, 1, n)
+    v[5, 0], v[17, 1], v[30, 0], v[41, 1] = 4.4e9, -1e20, 3.0e6 + x0, np.nan
+    v[52, 2], v[63, 2], v[77, 0] = 3.1e38, -np.inf, np.inf
+    f = rng.integers(0, n, (611, 3)).astype(np.int32)
+    native = rasterize_region(v, f, rect, threads=1)
+    assert_same(native, reference_rasterize(v, f, h, w, origin=(x0, y0)))
+    assert (native[0] >= 0).any()
+    previous = _raster()._set_simd(False)
+    try:
+        scalar = rasterize_region(v, f, rect, threads=1)
+    finally:
+        _raster()._set_simd(previous)
+    for a, b in zip(native, scalar):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("cull", ["none", "back"])
 def test_scalar_and_simd_kernels_agree(cull, flame_sized):
     """The portable scalar kernel (the only one on ARM) and the SIMD kernel give identical
