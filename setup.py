@@ -48,7 +48,9 @@ def _cxx_args():
         return ["/O2", "/std:c++17", "/fp:precise"]
     # -ffp-contract=off: no fused multiply-add, so depth keys are bit-identical to the CUDA path and
     # to the NumPy reference on every architecture (aarch64 GCC contracts by default).
-    return ["-O3", "-g0", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden", "-pthread"]
+    # -fno-wrapv undoes the -fwrapv of Python's own CFLAGS, which costs the rasterizer's inner loops
+    # about 8% (no code here relies on signed overflow wrapping).
+    return ["-O3", "-g0", "-std=c++17", "-ffp-contract=off", "-fno-wrapv", "-fvisibility=hidden", "-pthread"]
 
 
 def _find_nvcc():

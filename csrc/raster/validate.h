@@ -1,6 +1,7 @@
 // Argument validation shared by the CPU and CUDA pybind11 modules.
 #pragma once
 
+#include <algorithm>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -52,12 +53,14 @@ inline void check_faces(const py::array& faces, int64_t num_vertices) {
   check_shape(faces, "faces", {-1, 3}, "(F, 3)");
   const int32_t* f = static_cast<const int32_t*>(faces.data());
   const int64_t n = faces.shape(0) * 3;
-  // Branch-free scan first (vectorised by the compiler): an index is valid when, as unsigned, it
-  // is below the vertex count (negative indices wrap to huge values).
-  const uint64_t nv = uint64_t(num_vertices < 0 ? 0 : num_vertices);
-  bool any_bad = false;
-  for (int64_t i = 0; i < n; ++i) any_bad |= (uint64_t(uint32_t(f[i])) >= nv) | (f[i] < 0);
-  if (!any_bad) return;
+  // Branch-free scan first (a min / max reduction the compiler vectorises); the offending index is
+  // only searched for when the range is wrong.
+  int32_t lo = 0, hi = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, f[i]);
+    hi = std::max(hi, f[i]);
+  }
+  if (lo >= 0 && int64_t(hi) < num_vertices) return;
   for (int64_t i = 0; i < n; ++i) {
     if (f[i] < 0 || f[i] >= num_vertices) {
       std::ostringstream s;
