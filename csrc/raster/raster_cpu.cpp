@@ -120,6 +120,11 @@ struct Deferred {
   float zlo;
 };
 
+// A band's second-pass triangles: large boxes facing the viewer, and those facing away.
+struct BandLists {
+  std::vector<Deferred> large, away;
+};
+
 // Conservative lower bound of any depth a triangle can produce (the weights are >= 0 and sum to
 // 1 within 1e-15; 1e-6 of the magnitude covers that rounding).
 inline float depth_floor(float z0, float z1, float z2) {
@@ -142,6 +147,12 @@ struct ScalarKernel {
   static constexpr bool kDeferLarge = false;  // see Avx2Kernel
   static inline void zero_empty(const int32_t* tri_id, float* bary, size_t row, int x0, int x1) {
     zero_empty_bary(tri_id, bary, row, x0, x1);
+  }
+  // The second pass's triangles that passed the occlusion test (see Avx2Kernel::draw_later).
+  template <class Late>
+  static inline void draw_later(const QVert*, const int32_t*, const Deferred* recs, size_t n, int, int32_t*, float*,
+                                float*, Late&& late) {
+    for (size_t i = 0; i < n; ++i) late(recs[i]);
   }
   // Triangles triaged in groups (see Avx2Kernel::triage): none, the band loop does them all.
   template <class First, class Away>
@@ -188,6 +199,64 @@ __attribute__((target("avx2"), always_inline)) inline void deinterleave3_avx2(__
   c0 = _mm256_castps_si256(f0);
   c1 = _mm256_castps_si256(f1);
   c2 = _mm256_castps_si256(f2);
+}
+
+// Lanes (all ones) holding a small triangle: pixel box of at most 8 x 8 samples and vertices
+// within 16 pixels of each other. Every coordinate difference is then at most 2^12 grid steps, so
+// the edge values at the box corner and the area are exact int32 products, and the int32 range
+// bound of Avx2Kernel::draw holds.
+__attribute__((target("avx2"), always_inline)) inline __m256i small8(__m256i minx, __m256i maxx, __m256i miny,
+                                                                   __m256i maxy, __m256i j0, __m256i j1, __m256i i0,
+                                                                   __m256i i1) {
+  const __m256i span = _mm256_set1_epi32(16 * kSub + 1), nine = _mm256_set1_epi32(9);
+  return _mm256_and_si256(
+      _mm256_and_si256(_mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxx, minx)), _mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxy, miny))),
+      _mm256_and_si256(_mm256_cmpgt_epi32(nine, _mm256_sub_epi32(j1, j0)), _mm256_cmpgt_epi32(nine, _mm256_sub_epi32(i1, i0))));
+}
+
+// Set-up of up to eight small triangles (small8), triangle l in lane l: for edge k, the edge
+// value at the box corner with the fill-rule bias subtracted (r), its steps per column (sx) and
+// row (sy), the bias, and the depth factors 1 / area (inv) and z_k / area (zs); the arithmetic
+// of setup_edges.
+struct SmallSetup8 {
+  alignas(32) int32_t r[3][8], sx[3][8], sy[3][8], bias[3][8];
+  alignas(32) double inv[8], zs[3][8];
+};
+
+// x[k], y[k]: snapped vertex k (grid units); z[k] its depth; (j0, i0): the box corner (pixels).
+__attribute__((target("avx2"), always_inline)) inline void setup_small8(const __m256i x[3], const __m256i y[3],
+                                                                      const __m256 z[3], __m256i j0, __m256i i0,
+                                                                      SmallSetup8* o) {
+  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(int32_t(kHalf));
+  const __m256i area = _mm256_sub_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(x[1], x[0]), _mm256_sub_epi32(y[2], y[0])),
+                                        _mm256_mullo_epi32(_mm256_sub_epi32(y[1], y[0]), _mm256_sub_epi32(x[2], x[0])));
+  const __m256i sg = _mm256_blendv_epi8(_mm256_set1_epi32(-1), one, _mm256_cmpgt_epi32(area, zero));  // orientation
+  const __m256i px = _mm256_add_epi32(_mm256_slli_epi32(j0, kSubBits), half);
+  const __m256i py = _mm256_add_epi32(_mm256_slli_epi32(i0, kSubBits), half);
+  for (int k = 0; k < 3; ++k) {
+    const int ka = (k + 1) % 3, kb = (k + 2) % 3;  // edge k runs from vertex k+1 to vertex k+2
+    const __m256i dx = _mm256_sign_epi32(_mm256_sub_epi32(x[kb], x[ka]), sg);
+    const __m256i dy = _mm256_sign_epi32(_mm256_sub_epi32(y[kb], y[ka]), sg);
+    const __m256i e = _mm256_sub_epi32(_mm256_mullo_epi32(dx, _mm256_sub_epi32(py, y[ka])),
+                                       _mm256_mullo_epi32(dy, _mm256_sub_epi32(px, x[ka])));
+    const __m256i owned = _mm256_or_si256(_mm256_cmpgt_epi32(zero, dy),
+                                          _mm256_and_si256(_mm256_cmpeq_epi32(dy, zero), _mm256_cmpgt_epi32(dx, zero)));
+    const __m256i bias = _mm256_andnot_si256(owned, one);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o->bias[k]), bias);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o->r[k]), _mm256_sub_epi32(e, bias));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o->sx[k]), _mm256_sub_epi32(zero, _mm256_slli_epi32(dy, kSubBits)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o->sy[k]), _mm256_slli_epi32(dx, kSubBits));
+  }
+  const __m256i area_abs = _mm256_abs_epi32(area);
+  const __m256d one_d = _mm256_set1_pd(1.0);
+  const __m256d inv_lo = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_castsi256_si128(area_abs)));
+  const __m256d inv_hi = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_extracti128_si256(area_abs, 1)));
+  _mm256_store_pd(o->inv, inv_lo);
+  _mm256_store_pd(o->inv + 4, inv_hi);
+  for (int k = 0; k < 3; ++k) {
+    _mm256_store_pd(o->zs[k], _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(z[k])), inv_lo));
+    _mm256_store_pd(o->zs[k] + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(z[k], 1)), inv_hi));
+  }
 }
 
 struct Avx2Kernel {
@@ -285,23 +354,16 @@ struct Avx2Kernel {
       _mm256_store_si256(reinterpret_cast<__m256i*>(bi1), i1);
       _mm256_store_si256(reinterpret_cast<__m256i*>(area[0]), ae);
       _mm256_store_si256(reinterpret_cast<__m256i*>(area[1]), ao);
-      // Small first-pass triangles (box at most 8 x 8 samples, vertices within 16 pixels of each
-      // other) are set up here with the arithmetic of setup_edges and draw: every coordinate
-      // difference is then at most 2^12 grid steps, so the edge values at the box corner and the
-      // area are exact int32 products and draw's int32 range bound holds. Others go to first().
-      const __m256i span = _mm256_set1_epi32(16 * kSub + 1), nine = _mm256_set1_epi32(9);
-      const __m256i small = _mm256_and_si256(
-          _mm256_and_si256(_mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxx, minx)), _mm256_cmpgt_epi32(span, _mm256_sub_epi32(maxy, miny))),
-          _mm256_and_si256(_mm256_cmpgt_epi32(nine, _mm256_sub_epi32(j1, j0)), _mm256_cmpgt_epi32(nine, _mm256_sub_epi32(i1, i0))));
-      const unsigned fast = mf & unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(small)));
-      alignas(32) int32_t R[3][8], SX[3][8], SY[3][8], B[3][8];
-      alignas(32) double inv[8], ZS[3][8];
+      // Small first-pass triangles (small8) are set up in the lanes and drawn here; others go to
+      // first().
+      const unsigned fast = mf & unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(small8(minx, maxx, miny, maxy, j0, j1, i0, i1))));
       alignas(32) float zlo[8];
-      const __m256i fk[3] = {f0, f1, f2};
       __m256 z[3];
       if (fast | ma) {
         const float* qz = &qv[0].z;
-        for (int k = 0; k < 3; ++k) z[k] = _mm256_i32gather_ps(qz, fk[k], 4);
+        z[0] = _mm256_i32gather_ps(qz, f0, 4);
+        z[1] = _mm256_i32gather_ps(qz, f1, 4);
+        z[2] = _mm256_i32gather_ps(qz, f2, 4);
       }
       if (ma) {  // depth_floor in the lanes
         const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -310,57 +372,21 @@ struct Avx2Kernel {
                                           _mm256_max_ps(_mm256_and_ps(z[1], absmask), _mm256_and_ps(z[2], absmask)));
         _mm256_store_ps(zlo, _mm256_sub_ps(zmin, _mm256_mul_ps(_mm256_set1_ps(1e-6f), zmag)));
       }
+      SmallSetup8 ss;
       if (fast) {
-        const __m256i sg = _mm256_blendv_epi8(_mm256_set1_epi32(-1), one, pos);  // orientation sign
-        const __m256i px = _mm256_add_epi32(_mm256_slli_epi32(j0, kSubBits), half);
-        const __m256i py = _mm256_add_epi32(_mm256_slli_epi32(i0, kSubBits), half);
-        const __m256i ex[3] = {x1, x2, x0}, ey[3] = {y1, y2, y0};  // edge k: vertex k+1 to vertex k+2
-        const __m256i fx[3] = {x2, x0, x1}, fy[3] = {y2, y0, y1};
-        for (int k = 0; k < 3; ++k) {
-          const __m256i dx = _mm256_sign_epi32(_mm256_sub_epi32(fx[k], ex[k]), sg);
-          const __m256i dy = _mm256_sign_epi32(_mm256_sub_epi32(fy[k], ey[k]), sg);
-          const __m256i e = _mm256_sub_epi32(_mm256_mullo_epi32(dx, _mm256_sub_epi32(py, ey[k])),
-                                             _mm256_mullo_epi32(dy, _mm256_sub_epi32(px, ex[k])));
-          const __m256i owned = _mm256_or_si256(_mm256_cmpgt_epi32(zero, dy),
-                                                _mm256_and_si256(_mm256_cmpeq_epi32(dy, zero), _mm256_cmpgt_epi32(dx, zero)));
-          const __m256i bias = _mm256_andnot_si256(owned, one);
-          _mm256_store_si256(reinterpret_cast<__m256i*>(B[k]), bias);
-          _mm256_store_si256(reinterpret_cast<__m256i*>(R[k]), _mm256_sub_epi32(e, bias));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(SX[k]), _mm256_sub_epi32(zero, _mm256_slli_epi32(dy, kSubBits)));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(SY[k]), _mm256_slli_epi32(dx, kSubBits));
-        }
-        const __m256i area32 = _mm256_abs_epi32(_mm256_sub_epi32(_mm256_mullo_epi32(dx1, dy2), _mm256_mullo_epi32(dy1, dx2)));
-        const __m256d one_d = _mm256_set1_pd(1.0);
-        const __m256d inv_lo = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_castsi256_si128(area32)));
-        const __m256d inv_hi = _mm256_div_pd(one_d, _mm256_cvtepi32_pd(_mm256_extracti128_si256(area32, 1)));
-        _mm256_store_pd(inv, inv_lo);
-        _mm256_store_pd(inv + 4, inv_hi);
-        for (int k = 0; k < 3; ++k) {
-          _mm256_store_pd(ZS[k], _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(z[k])), inv_lo));
-          _mm256_store_pd(ZS[k] + 4, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(z[k], 1)), inv_hi));
-        }
+        const __m256i xs[3] = {x0, x1, x2}, ys[3] = {y0, y1, y2};
+        setup_small8(xs, ys, z, j0, i0, &ss);
       }
-      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
       while (mf) {
         const int l = __builtin_ctz(mf);
         mf &= mf - 1;
-        if (!((fast >> l) & 1u)) {
+        if ((fast >> l) & 1u) {
+          draw_small<false>(ss, l, int32_t(t + l), bj1[l] - bj0[l], bi1[l] - bi0[l],
+                            size_t(bi0[l]) * size_t(W) + size_t(bj0[l]), 0.0f, W, tri_id, depth, bary);
+        } else {
           const int32_t box[4] = {bj0[l], bj1[l], bi0[l], bi1[l]};
           first(t + l, box, area[l & 1][l >> 1]);
-          continue;
         }
-        TriSetup s;
-        s.inv_area = inv[l];
-        for (int k = 0; k < 3; ++k) {
-          s.bias[k] = B[k][l];
-          s.zs[k] = ZS[k][l];
-        }
-        draw_block<false>(s, int32_t(t + l), W, tri_id, depth, bary, R[0][l], R[1][l], R[2][l], bj1[l] - bj0[l],
-                          bi1[l] - bi0[l], _mm256_mullo_epi32(_mm256_set1_epi32(SX[0][l]), lane),
-                          _mm256_mullo_epi32(_mm256_set1_epi32(SX[1][l]), lane),
-                          _mm256_mullo_epi32(_mm256_set1_epi32(SX[2][l]), lane), _mm256_set1_epi32(SY[0][l]),
-                          _mm256_set1_epi32(SY[1][l]), _mm256_set1_epi32(SY[2][l]),
-                          size_t(bi0[l]) * size_t(W) + size_t(bj0[l]), 0.0f);
       }
       while (ma) {
         const int l = __builtin_ctz(ma);
@@ -504,6 +530,70 @@ struct Avx2Kernel {
       }
     }
   }
+
+  // Lane l of a SmallSetup8: triangle id with a box of cols x rows samples whose corner is pixel
+  // index base.
+  template <bool kTie>
+  __attribute__((target("avx2"), always_inline)) static inline void draw_small(
+      const SmallSetup8& o, int l, int32_t id, int cols, int rows, size_t base, float zlo, int W,
+      int32_t* __restrict tri_id, float* __restrict depth, float* __restrict bary) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    TriSetup s;
+    s.inv_area = o.inv[l];
+    for (int k = 0; k < 3; ++k) {
+      s.bias[k] = o.bias[k][l];
+      s.zs[k] = o.zs[k][l];
+    }
+    draw_block<kTie>(s, id, W, tri_id, depth, bary, o.r[0][l], o.r[1][l], o.r[2][l], cols, rows,
+                     _mm256_mullo_epi32(_mm256_set1_epi32(o.sx[0][l]), lane),
+                     _mm256_mullo_epi32(_mm256_set1_epi32(o.sx[1][l]), lane),
+                     _mm256_mullo_epi32(_mm256_set1_epi32(o.sx[2][l]), lane), _mm256_set1_epi32(o.sy[0][l]),
+                     _mm256_set1_epi32(o.sy[1][l]), _mm256_set1_epi32(o.sy[2][l]), base, zlo);
+  }
+
+  // The second pass's triangles that passed the occlusion test, drawn with the tie check: small
+  // ones (small8) set up eight at a time in the lanes, the others (and the last n % 8) by late(d).
+  template <class Late>
+  __attribute__((target("avx2"))) static inline void draw_later(const QVert* qv, const int32_t* faces,
+                                                                const Deferred* recs, size_t n, int W,
+                                                                int32_t* __restrict tri_id, float* __restrict depth,
+                                                                float* __restrict bary, Late&& late) {
+    const int* qx = &qv[0].x;
+    const int* qy = &qv[0].y;
+    const float* qz = &qv[0].z;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const Deferred* d = recs + i;
+      const __m256i t3 = _mm256_mullo_epi32(_mm256_setr_epi32(d[0].t, d[1].t, d[2].t, d[3].t, d[4].t, d[5].t, d[6].t, d[7].t),
+                                            _mm256_set1_epi32(3));
+      __m256i x[3], y[3];
+      __m256 z[3];
+      for (int k = 0; k < 3; ++k) {
+        const __m256i f = _mm256_slli_epi32(_mm256_i32gather_epi32(faces + k, t3, 4), 2);
+        x[k] = _mm256_i32gather_epi32(qx, f, 4);
+        y[k] = _mm256_i32gather_epi32(qy, f, 4);
+        z[k] = _mm256_i32gather_ps(qz, f, 4);
+      }
+#define EE_BOX_LANES(c) _mm256_setr_epi32(d[0].box[c], d[1].box[c], d[2].box[c], d[3].box[c], d[4].box[c], d[5].box[c], d[6].box[c], d[7].box[c])
+      const __m256i j0 = EE_BOX_LANES(0), j1 = EE_BOX_LANES(1), i0 = EE_BOX_LANES(2), i1 = EE_BOX_LANES(3);
+#undef EE_BOX_LANES
+      const __m256i small = small8(_mm256_min_epi32(x[0], _mm256_min_epi32(x[1], x[2])), _mm256_max_epi32(x[0], _mm256_max_epi32(x[1], x[2])),
+                                   _mm256_min_epi32(y[0], _mm256_min_epi32(y[1], y[2])), _mm256_max_epi32(y[0], _mm256_max_epi32(y[1], y[2])),
+                                   j0, j1, i0, i1);
+      const unsigned fast = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(small)));
+      SmallSetup8 ss;
+      if (fast) setup_small8(x, y, z, j0, i0, &ss);
+      for (int l = 0; l < 8; ++l) {
+        if ((fast >> l) & 1u) {
+          draw_small<true>(ss, l, d[l].t, d[l].box[1] - d[l].box[0], d[l].box[3] - d[l].box[2],
+                           size_t(d[l].box[2]) * size_t(W) + size_t(d[l].box[0]), d[l].zlo, W, tri_id, depth, bary);
+        } else {
+          late(d[l]);
+        }
+      }
+    }
+    for (; i < n; ++i) late(recs[i]);
+  }
 };
 #endif
 
@@ -514,7 +604,7 @@ struct Avx2Kernel {
 // the others afterwards, each of the latter skipped without setup when every sample of its box is
 // already nearer than its nearest vertex (the hidden half of a closed mesh).
 template <class Kernel>
-inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) {
+inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1, BandLists& lists) {
   const int W = a.width;
   const int x0 = a.clip_x0, x1 = a.clip_x1;
   const float inf = std::numeric_limits<float>::infinity();
@@ -532,7 +622,8 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
   const int64_t band_lo = sample_coord(r0), band_hi = sample_coord(r1 - 1);
   // Deferred to the second pass (drawn with the tie check, so order does not matter): large
   // boxes facing the viewer (Kernel::kDeferLarge), then those facing away (cull = none).
-  thread_local std::vector<Deferred> later_large, later_away;
+  std::vector<Deferred>& later_large = lists.large;
+  std::vector<Deferred>& later_away = lists.away;
   later_large.clear();
   later_away.clear();
   TriSetup s;
@@ -578,40 +669,44 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1) 
     }
     first(t, box, area);
   }
-  for (int list = 0; list < 2; ++list) {
-    for (const Deferred& d : list == 0 ? later_large : later_away) {
-      // Skipped when every sample of its box is strictly nearer than anything it can produce.
-      if (list == 1 && Kernel::box_nearer(depth, W, d.box, d.zlo)) continue;
-      const QVert& v0 = qv[faces[3 * d.t]];
-      const QVert& v1 = qv[faces[3 * d.t + 1]];
-      const QVert& v2 = qv[faces[3 * d.t + 2]];
-      setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
-      s.j0 = d.box[0];
-      s.j1 = d.box[1];
-      s.i0 = d.box[2];
-      s.i1 = d.box[3];
-      Kernel::template draw<true>(s, d.t, d.zlo, W, tri_id, depth, bary);
-    }
-  }
+  const auto late = [&](const Deferred& d) {
+    const QVert& v0 = qv[faces[3 * d.t]];
+    const QVert& v1 = qv[faces[3 * d.t + 1]];
+    const QVert& v2 = qv[faces[3 * d.t + 2]];
+    setup_edges(v0, v1, v2, signed_area(v0, v1, v2), &s);
+    s.j0 = d.box[0];
+    s.j1 = d.box[1];
+    s.i0 = d.box[2];
+    s.i1 = d.box[3];
+    Kernel::template draw<true>(s, d.t, d.zlo, W, tri_id, depth, bary);
+  };
+  for (const Deferred& d : later_large) late(d);
+  // Triangles facing away are skipped when every sample of their box is strictly nearer than
+  // anything they can produce (the hidden half of a closed mesh); the rest are drawn.
+  size_t kept = 0;
+  for (const Deferred& d : later_away)
+    if (!Kernel::box_nearer(depth, W, d.box, d.zlo)) later_away[kept++] = d;
+  Kernel::draw_later(qv, faces, later_away.data(), kept, W, tri_id, depth, bary, late);
   // Barycentrics are written only where a triangle wins, so the empty pixels get their zeros
   // now (cheaper than clearing all of them first).
   for (int i = r0; i < r1; ++i) Kernel::zero_empty(tri_id, bary, size_t(i) * size_t(W), x0, x1);
 }
 
 #if EE_HAVE_AVX2_PATH
-__attribute__((target("avx2"), flatten)) void raster_band_avx2(const RasterArgs& a, const QVert* qv, int r0, int r1) {
-  raster_band_t<Avx2Kernel>(a, qv, r0, r1);
+__attribute__((target("avx2"), flatten)) void raster_band_avx2(const RasterArgs& a, const QVert* qv, int r0, int r1,
+                                                              BandLists& lists) {
+  raster_band_t<Avx2Kernel>(a, qv, r0, r1, lists);
 }
 #endif
 
-void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1) {
+void raster_band(const RasterArgs& a, const QVert* qv, int r0, int r1, BandLists& lists) {
 #if EE_HAVE_AVX2_PATH
   if (g_simd_enabled.load(std::memory_order_relaxed) && cpu_has_avx2()) {
-    raster_band_avx2(a, qv, r0, r1);
+    raster_band_avx2(a, qv, r0, r1, lists);
     return;
   }
 #endif
-  raster_band_t<ScalarKernel>(a, qv, r0, r1);
+  raster_band_t<ScalarKernel>(a, qv, r0, r1, lists);
 }
 
 int auto_threads(int requested, int64_t pixels, int64_t faces) {
@@ -708,7 +803,12 @@ int rasterize_cpu(const RasterArgs& a) {
   // At most 4 workers per hardware thread and one per row.
   const int threads = std::min(std::min(auto_threads(a.threads, int64_t(rows) * cols, a.num_faces), rows),
                                4 * hardware_threads());
-  run_bands(threads, a.clip_y0, a.clip_y1, [&](int, int r0, int r1) { raster_band(a, qv, r0, r1); });
+  // The bands' second-pass lists belong to the calling thread and are reused from call to call
+  // (workers are started per call, so their own thread-local storage would not be).
+  thread_local std::vector<BandLists> lists;
+  if (lists.size() < size_t(threads)) lists.resize(size_t(threads));
+  BandLists* band_lists = lists.data();
+  run_bands(threads, a.clip_y0, a.clip_y1, [&](int b, int r0, int r1) { raster_band(a, qv, r0, r1, band_lists[b]); });
   return threads;
 }
 
