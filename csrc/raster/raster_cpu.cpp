@@ -156,7 +156,7 @@ struct ScalarKernel {
   }
   // Triangles triaged in groups (see Avx2Kernel::triage): none, the band loop does them all.
   template <class First, class Away>
-  static inline int64_t triage(const QVert*, const int32_t*, int64_t, int64_t, int, int, int, int, int, int,
+  static inline int64_t triage(const QVert*, const int32_t*, int64_t, int, int, int, int, int, int,
                                int32_t*, float*, float*, First&&, Away&&) {
     return 0;
   }
@@ -259,6 +259,24 @@ __attribute__((target("avx2"), always_inline)) inline void setup_small8(const __
   }
 }
 
+// x, y, z of the snapped vertices idx[0], idx[stride], ..., idx[7 * stride] in the lanes: eight
+// 16-byte loads and a transpose (several times faster than gathers on Zen 3).
+static_assert(sizeof(QVert) == 16, "load_vertices8 reads a vertex as one 16-byte record (x, y, z, ok)");
+__attribute__((target("avx2"), always_inline)) inline void load_vertices8(const QVert* qv, const int32_t* idx,
+                                                                        int stride, __m256i& x, __m256i& y,
+                                                                        __m256& z) {
+  const auto q = [&](int l) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(qv + idx[stride * l])); };
+  const __m256i a0 = _mm256_inserti128_si256(_mm256_castsi128_si256(q(0)), q(4), 1);
+  const __m256i a1 = _mm256_inserti128_si256(_mm256_castsi128_si256(q(1)), q(5), 1);
+  const __m256i a2 = _mm256_inserti128_si256(_mm256_castsi128_si256(q(2)), q(6), 1);
+  const __m256i a3 = _mm256_inserti128_si256(_mm256_castsi128_si256(q(3)), q(7), 1);
+  const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpacklo_epi32(a2, a3);
+  const __m256i t2 = _mm256_unpackhi_epi32(a0, a1), t3 = _mm256_unpackhi_epi32(a2, a3);
+  x = _mm256_unpacklo_epi64(t0, t1);
+  y = _mm256_unpackhi_epi64(t0, t1);
+  z = _mm256_castsi256_ps(_mm256_unpacklo_epi64(t2, t3));
+}
+
 struct Avx2Kernel {
   // Boxes larger than 8 x 8 samples are drawn in the band's second pass (with the tie
   // check, so the result does not depend on that order), which keeps the first pass's loop free
@@ -288,39 +306,29 @@ struct Avx2Kernel {
   // same integer tests: usable vertices (rasterize_cpu marks an unusable vertex with y =
   // INT32_MIN), pixel box clipped to [cx0, cx1) x [cy0, cy1) not empty, signed area (exact
   // 64-bit products) non-zero and not culled. In index order, first(t, box, area) receives the
-  // triangles of the first pass and away(t) those facing away (cull = none); small first-pass
+  // triangles of the first pass and away(t, box, zlo) those facing away (cull = none); small first-pass
   // triangles are set up in the lanes too and drawn here (see below). Returns the number of
-  // triangles triaged (0 when vertex indices could overflow the gather offsets).
+  // triangles triaged.
   template <class First, class Away>
   __attribute__((target("avx2"))) static inline int64_t triage(const QVert* qv, const int32_t* faces, int64_t nf,
-                                                               int64_t nv, int cull, int cx0, int cy0, int cx1,
+                                                               int cull, int cx0, int cy0, int cx1,
                                                                int cy1, int W, int32_t* __restrict tri_id,
                                                                float* __restrict depth, float* __restrict bary,
                                                                First&& first, Away&& away) {
-    static_assert(sizeof(QVert) == 16, "gather offsets assume 4 ints per vertex");
-    if (nv >= (int64_t(1) << 29)) return 0;
     const int64_t n8 = nf & ~int64_t(7);
-    const int* qx = &qv[0].x;
-    const int* qy = &qv[0].y;
     const __m256i unusable = _mm256_set1_epi32(INT32_MIN);
     const __m256i half = _mm256_set1_epi32(int32_t(kHalf)), one = _mm256_set1_epi32(1);
     const __m256i vx0 = _mm256_set1_epi32(cx0), vx1 = _mm256_set1_epi32(cx1);
     const __m256i vy0 = _mm256_set1_epi32(cy0), vy1 = _mm256_set1_epi32(cy1);
     const __m256i zero = _mm256_setzero_si256();
     for (int64_t t = 0; t < n8; t += 8) {
-      __m256i f0, f1, f2;
-      deinterleave3_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t)),
-                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t + 8)),
-                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(faces + 3 * t + 16)), f0, f1, f2);
-      f0 = _mm256_slli_epi32(f0, 2);
-      f1 = _mm256_slli_epi32(f1, 2);
-      f2 = _mm256_slli_epi32(f2, 2);
-      const __m256i y0 = _mm256_i32gather_epi32(qy, f0, 4), y1 = _mm256_i32gather_epi32(qy, f1, 4),
-                    y2 = _mm256_i32gather_epi32(qy, f2, 4);
+      __m256i X[3], Y[3];
+      __m256 Zv[3];
+      const int32_t* ft = faces + 3 * t;
+      for (int k = 0; k < 3; ++k) load_vertices8(qv, ft + k, 3, X[k], Y[k], Zv[k]);
+      const __m256i x0 = X[0], x1 = X[1], x2 = X[2], y0 = Y[0], y1 = Y[1], y2 = Y[2];
       const __m256i bad = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi32(y0, unusable), _mm256_cmpeq_epi32(y1, unusable)),
                                           _mm256_cmpeq_epi32(y2, unusable));
-      const __m256i x0 = _mm256_i32gather_epi32(qx, f0, 4), x1 = _mm256_i32gather_epi32(qx, f1, 4),
-                    x2 = _mm256_i32gather_epi32(qx, f2, 4);
       const __m256i minx = _mm256_min_epi32(x0, _mm256_min_epi32(x1, x2)), maxx = _mm256_max_epi32(x0, _mm256_max_epi32(x1, x2));
       const __m256i miny = _mm256_min_epi32(y0, _mm256_min_epi32(y1, y2)), maxy = _mm256_max_epi32(y0, _mm256_max_epi32(y1, y2));
       // Pixel box (triangle_box): j0 = ceil((min x - half) / 256), j1 = floor((max x - half) / 256) + 1.
@@ -359,12 +367,9 @@ struct Avx2Kernel {
       const unsigned fast = mf & unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(small8(minx, maxx, miny, maxy, j0, j1, i0, i1))));
       alignas(32) float zlo[8];
       __m256 z[3];
-      if (fast | ma) {
-        const float* qz = &qv[0].z;
-        z[0] = _mm256_i32gather_ps(qz, f0, 4);
-        z[1] = _mm256_i32gather_ps(qz, f1, 4);
-        z[2] = _mm256_i32gather_ps(qz, f2, 4);
-      }
+      z[0] = Zv[0];
+      z[1] = Zv[1];
+      z[2] = Zv[2];
       if (ma) {  // depth_floor in the lanes
         const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
         const __m256 zmin = _mm256_min_ps(z[0], _mm256_min_ps(z[1], z[2]));
@@ -558,21 +563,15 @@ struct Avx2Kernel {
                                                                 const Deferred* recs, size_t n, int W,
                                                                 int32_t* __restrict tri_id, float* __restrict depth,
                                                                 float* __restrict bary, Late&& late) {
-    const int* qx = &qv[0].x;
-    const int* qy = &qv[0].y;
-    const float* qz = &qv[0].z;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
       const Deferred* d = recs + i;
-      const __m256i t3 = _mm256_mullo_epi32(_mm256_setr_epi32(d[0].t, d[1].t, d[2].t, d[3].t, d[4].t, d[5].t, d[6].t, d[7].t),
-                                            _mm256_set1_epi32(3));
       __m256i x[3], y[3];
       __m256 z[3];
       for (int k = 0; k < 3; ++k) {
-        const __m256i f = _mm256_slli_epi32(_mm256_i32gather_epi32(faces + k, t3, 4), 2);
-        x[k] = _mm256_i32gather_epi32(qx, f, 4);
-        y[k] = _mm256_i32gather_epi32(qy, f, 4);
-        z[k] = _mm256_i32gather_ps(qz, f, 4);
+        const int32_t idx[8] = {faces[3 * d[0].t + k], faces[3 * d[1].t + k], faces[3 * d[2].t + k], faces[3 * d[3].t + k],
+                                faces[3 * d[4].t + k], faces[3 * d[5].t + k], faces[3 * d[6].t + k], faces[3 * d[7].t + k]};
+        load_vertices8(qv, idx, 1, x[k], y[k], z[k]);
       }
 #define EE_BOX_LANES(c) _mm256_setr_epi32(d[0].box[c], d[1].box[c], d[2].box[c], d[3].box[c], d[4].box[c], d[5].box[c], d[6].box[c], d[7].box[c])
       const __m256i j0 = EE_BOX_LANES(0), j1 = EE_BOX_LANES(1), i0 = EE_BOX_LANES(2), i1 = EE_BOX_LANES(3);
@@ -651,7 +650,7 @@ inline void raster_band_t(const RasterArgs& a, const QVert* qv, int r0, int r1, 
     later_away.push_back(Deferred{int32_t(t), {box[0], box[1], box[2], box[3]}, zlo});
   };
   // Triangles [0, t_done) are triaged eight at a time where the kernel can; the rest one by one.
-  const int64_t t_done = Kernel::triage(qv, faces, nf, a.num_vertices, cull, x0, r0, x1, r1, W, tri_id, depth, bary, first, away);
+  const int64_t t_done = Kernel::triage(qv, faces, nf, cull, x0, r0, x1, r1, W, tri_id, depth, bary, first, away);
   for (int64_t t = t_done; t < nf; ++t) {
     const QVert& v0 = qv[faces[3 * t]];
     const QVert& v1 = qv[faces[3 * t + 1]];
