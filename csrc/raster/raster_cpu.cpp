@@ -1048,7 +1048,6 @@ __attribute__((target("avx2"))) void composite_rows_preview_avx2(const Composite
   const __m256 scalev = _mm256_set1_ps(scale), a255v = _mm256_set1_ps(a255);
   const int jlo = std::max(0, -x0), jhi = std::min(w, fw - x0);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i three = _mm256_set1_epi32(3);
   const __m256i nf = _mm256_set1_epi32(int32_t(std::min<int64_t>(c.num_faces, INT32_MAX)));
   for (int i = r0; i < r1; ++i) {
     const int fy = y0 + i;
@@ -1062,34 +1061,34 @@ __attribute__((target("avx2"))) void composite_rows_preview_avx2(const Composite
           in_row, _mm256_and_si256(_mm256_cmpgt_epi32(t, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(nf, t)));
       unsigned m = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(valid)));
       if (!m) continue;
-      const __m256 vm = _mm256_castsi256_ps(valid);
-      const __m256 z = _mm256_setzero_ps();
-      const __m256i zi = _mm256_setzero_si256();
-      // Weights: pixel l at bary + 3 * (p + l).
-      const float* bp = bary + 3 * p;
-      const __m256i l3 = _mm256_mullo_epi32(lane, three);
-      __m256 b0, b1, b2;
-      if (m == 0xffu) {
-        // Eight covered pixels: their 24 weights are contiguous; de-interleave in registers.
-        deinterleave3_avx2(_mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8), _mm256_loadu_ps(bp + 16), b0, b1, b2);
-      } else {
-        b0 = _mm256_mask_i32gather_ps(z, bp, l3, vm, 4);
-        b1 = _mm256_mask_i32gather_ps(z, bp + 1, l3, vm, 4);
-        b2 = _mm256_mask_i32gather_ps(z, bp + 2, l3, vm, 4);
+      // Interpolated normal of each covered pixel, (b0 * n_f0 + b1 * n_f1) + b2 * n_f2, in the
+      // (x, y, z, 0) lanes of one register per pixel from plain loads (gathers are slow on Zen 3),
+      // then transposed to one register per component.
+      alignas(32) int32_t ts[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(ts), t);
+      const __m128i xyz = _mm_setr_epi32(-1, -1, -1, 0);
+      __m128 nl[8];
+      for (int l = 0; l < 8; ++l) {
+        if (!((m >> l) & 1u)) {
+          nl[l] = _mm_setzero_ps();
+          continue;
+        }
+        const int32_t* fc = faces + 3 * size_t(ts[l]);
+        const float* b = bary + 3 * (p + size_t(l));
+        const __m128 n0 = _mm_maskload_ps(normals + 3 * size_t(fc[0]), xyz);
+        const __m128 n1 = _mm_maskload_ps(normals + 3 * size_t(fc[1]), xyz);
+        const __m128 n2 = _mm_maskload_ps(normals + 3 * size_t(fc[2]), xyz);
+        nl[l] = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(b[0]), n0), _mm_mul_ps(_mm_set1_ps(b[1]), n1)),
+                           _mm_mul_ps(_mm_set1_ps(b[2]), n2));
       }
-      const __m256i t3 = _mm256_mullo_epi32(t, three);
-      const __m256i f0 = _mm256_mask_i32gather_epi32(zi, faces, t3, valid, 4);
-      const __m256i f1 = _mm256_mask_i32gather_epi32(zi, faces + 1, t3, valid, 4);
-      const __m256i f2 = _mm256_mask_i32gather_epi32(zi, faces + 2, t3, valid, 4);
-      const __m256i n0i = _mm256_mullo_epi32(f0, three), n1i = _mm256_mullo_epi32(f1, three),
-                    n2i = _mm256_mullo_epi32(f2, three);
-      __m256 n[3];
-      for (int ch = 0; ch < 3; ++ch) {
-        const __m256 a = _mm256_mask_i32gather_ps(z, normals + ch, n0i, vm, 4);
-        const __m256 b = _mm256_mask_i32gather_ps(z, normals + ch, n1i, vm, 4);
-        const __m256 d = _mm256_mask_i32gather_ps(z, normals + ch, n2i, vm, 4);
-        n[ch] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(b0, a), _mm256_mul_ps(b1, b)), _mm256_mul_ps(b2, d));
-      }
+      const __m256 q0 = _mm256_insertf128_ps(_mm256_castps128_ps256(nl[0]), nl[4], 1);
+      const __m256 q1 = _mm256_insertf128_ps(_mm256_castps128_ps256(nl[1]), nl[5], 1);
+      const __m256 q2 = _mm256_insertf128_ps(_mm256_castps128_ps256(nl[2]), nl[6], 1);
+      const __m256 q3 = _mm256_insertf128_ps(_mm256_castps128_ps256(nl[3]), nl[7], 1);
+      const __m256d u0 = _mm256_castps_pd(_mm256_unpacklo_ps(q0, q1)), u1 = _mm256_castps_pd(_mm256_unpacklo_ps(q2, q3));
+      const __m256d u2 = _mm256_castps_pd(_mm256_unpackhi_ps(q0, q1)), u3 = _mm256_castps_pd(_mm256_unpackhi_ps(q2, q3));
+      const __m256 n[3] = {_mm256_castpd_ps(_mm256_unpacklo_pd(u0, u1)), _mm256_castpd_ps(_mm256_unpackhi_pd(u0, u1)),
+                           _mm256_castpd_ps(_mm256_unpacklo_pd(u2, u3))};
       __m256 sh = _mm256_setzero_ps();
       for (int l = 0; l < num_lights; ++l) {
         const __m256 dot = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(n[0], _mm256_set1_ps(lights[l][0])),
