@@ -14,33 +14,35 @@ including the framebuffer read-back it needs), and a vectorised NumPy rasterizer
 Ratios peer / ours are printed and stored in ``extra_info`` of the peer benchmarks.
 Targets (issue 3): 224 in <= 0.3 ms on one core; 1080p overlay <= 3 ms; GPU <= 50 us at 224.
 
-What dominates (one core, 224, cull="back", ~0.20 ms in a standalone C++ harness; ablations):
+What dominates (one core, 224, cull="back", ~0.18 ms in a standalone C++ harness; ablations):
 the depth key, test and the winners' stores for the ~25.5k covered samples ~0.08 ms (~11 cycles
 per sample including the mispredicted loop exit per triangle; double-precision depth and weights
 kept for bit-identity with the CUDA path and the NumPy reference); triage of the 9940 triangles,
-eight per AVX2 step (gathers of the snapped vertices, box, exact 64-bit signed area, culling)
-plus clearing id and depth and zeroing the empty pixels' weights ~0.07 ms; coverage masks
-(8-lane integer edge values, one 8 x 8 block per FLAME-sized triangle) and the per-triangle
-preamble ~0.03 ms; edge set-up of the ~4.7k drawn triangles, eight at a time in the lanes,
-~0.01 ms; snapping the 4972 vertices (AVX2) ~0.01 ms. The Python wrapper adds ~5 us. Without
-culling the hidden half adds ~30%: it is drawn last, each triangle skipped when its whole box is
-already nearer (eight masked row loads), and the ~700 that are not (silhouette) are set up in
-the lanes and tested against the stored depth before any sample is evaluated. At 1080p the face
-region's pixels dominate: rasterizing the ~160k-pixel box (triangles up to ~18 x 9 px, covered
-in 8 x 8 blocks), then the compositor (AVX2 path: gathers of weights, faces and normals,
-five-light shading and blend eight pixels at a time).
+eight per AVX2 step (vertex records loaded and transposed, box, exact 64-bit signed area,
+culling) plus clearing id and depth and zeroing the empty pixels' weights ~0.045 ms; coverage
+masks (8-lane integer edge values, one 8 x 8 block per FLAME-sized triangle) and the
+per-triangle preamble ~0.03 ms; edge set-up of the ~4.7k drawn triangles, eight at a time in
+the lanes, ~0.01 ms; snapping the 4972 vertices (AVX2) ~0.01 ms. The Python wrapper adds ~5 us.
+Without culling the hidden half adds ~30%: it is drawn last, each triangle skipped when its
+whole box is already nearer (eight masked row loads), and the ~700 that are not (silhouette) are
+set up in the lanes and tested against the stored depth before any sample is evaluated. At 1080p
+the face region's pixels dominate: rasterizing the ~160k-pixel box (~0.95 ms; triangles up to
+~18 x 9 px, covered in 8 x 8 blocks), then the compositor (~0.9 ms; per-pixel normal
+interpolation from plain loads, five-light shading and blend eight pixels at a time).
 Measured (pytest-benchmark min / median ms, 2-core AMD EPYC Zen 3, shared machine, 2026-11-22,
-third session; second session's figures in brackets): 224 1 thread 0.284 / 0.291 (0.52 / 0.54)
-without culling, 0.220 / 0.225 (0.40 / 0.42) with cull="back"; 224 2 threads 0.202 / 0.208
-(0.34); 1080p face region raster 1 thread 0.98 / 1.01 (1.27 / 1.30); overlay 1 thread 2.48 /
-2.52 (2.82 / 2.96), 2 threads 1.66 / 1.70 (1.95). Ratios peer / ours (medians, same run): NumPy
-75x, pyrender 224 depth 17x, pyrender 1080p overlay 21x (one thread each). Gains this session:
-triage and set-up eight triangles at a time, AVX2 snapping, the second pass's records and
-branch-free occlusion test, and three costs outside the loops (glibc's hardware_concurrency read
-sysfs on every call, 8 us; Python's -fwrapv, ~8%; a face-index scan the compiler did not
-vectorise, ~8 us). Tried without gain: full 8-lane depth/weight evaluation with blended stores
-(as slow as scalar: ~1.9 covered samples per row), 8-aligned chunks, per-tile depth maxima for
-the second pass, a fixed four-row mask loop, an out-of-line large-box kernel in the first pass.
+third session; second session's figures in brackets): 224 1 thread 0.252 / 0.261 (0.52 / 0.54)
+without culling, 0.193 / 0.197 (0.40 / 0.42) with cull="back"; 224 2 threads 0.172 / 0.182
+(0.34); 1080p face region raster 1 thread 0.95 / 0.98 (1.27 / 1.30); overlay 1 thread 2.04 /
+2.09 (2.82 / 2.96), 2 threads 1.43 / 1.48 (1.95). Ratios peer / ours (medians, same run): NumPy
+83x, pyrender 224 depth 16x, pyrender 1080p overlay 25x (one thread each). Gains this session:
+triage and set-up eight triangles at a time, vertex records transposed in registers instead of
+gathered (AVX2 gathers are slow on Zen 3; the compositor likewise), AVX2 snapping, the second
+pass's records and branch-free occlusion test, and three costs outside the loops (glibc's
+hardware_concurrency read sysfs on every call, 8 us; Python's -fwrapv, ~8%; a face-index scan the
+compiler did not vectorise, ~8 us). Tried without gain: full 8-lane depth/weight evaluation with
+blended stores (as slow as scalar: ~1.9 covered samples per row), 8-aligned chunks, per-tile
+depth maxima for the second pass, a fixed four-row mask loop, an out-of-line large-box kernel in
+the first pass.
 Rounds are bounded so the file finishes well within a minute.
 """
 import os
