@@ -63,6 +63,26 @@ void run_bands(int bands, int y0, int y1, Fn&& fn) {
   for (auto& t : pool) t.join();
 }
 
+// Depth test of a covered sample (pixel index p, edge values e) and, when the triangle wins, the
+// stores of its depth, id and weights. kTie: an equal depth wins when the stored triangle's index
+// is higher (ties go to the lowest index when triangles are not visited in index order).
+template <bool kTie>
+__attribute__((always_inline)) inline void depth_test_and_store(const TriSetup& s, const int64_t e[3], size_t p,
+                                                                int32_t id, int32_t* __restrict tri_id,
+                                                                float* __restrict depth, float* __restrict bary) {
+  const float d = depth_at(s, e);
+  if (__builtin_expect(d < depth[p], 1) || (kTie && d == depth[p] && id < tri_id[p])) {
+    double w[3];
+    weights_at(s, e, w);
+    depth[p] = d;
+    tri_id[p] = id;
+    float* b = bary + 3 * p;
+    b[0] = float(w[0]);
+    b[1] = float(w[1]);
+    b[2] = float(w[2]);
+  }
+}
+
 // Pixel loop of one set-up triangle. Edge values are stepped with the fill-rule bias already
 // subtracted, so the coverage test is a sign test of three registers; the bias is added back for
 // the weights. kTie: the triangle may be visited after a higher-indexed one (second pass), so an
@@ -84,18 +104,7 @@ inline void raster_triangle(const TriSetup& s, int32_t id, float zlo, int W, int
       // Samples already nearer than the triangle's lowest possible depth are skipped early.
       if ((e0 | e1 | e2) >= 0 && (kTie ? depth[row + size_t(j)] >= zlo : depth[row + size_t(j)] > zlo)) {
         const int64_t e[3] = {e0 + b0, e1 + b1, e2 + b2};
-        const float d = depth_at(s, e);
-        const size_t p = row + size_t(j);
-        if (d < depth[p] || (kTie && d == depth[p] && id < tri_id[p])) {
-          double w[3];
-          weights_at(s, e, w);
-          depth[p] = d;
-          tri_id[p] = id;
-          float* b = bary + 3 * p;
-          b[0] = float(w[0]);
-          b[1] = float(w[1]);
-          b[2] = float(w[2]);
-        }
+        depth_test_and_store<kTie>(s, e, row + size_t(j), id, tri_id, depth, bary);
       }
       e0 += sx0;
       e1 += sx1;
@@ -522,17 +531,7 @@ struct Avx2Kernel {
       mask &= mask - 1;
       const size_t p = size_t(uint32_t(P[l]));
       const int64_t e[3] = {int64_t(E[0][l]), int64_t(E[1][l]), int64_t(E[2][l])};
-      const float d = depth_at(s, e);
-      if (__builtin_expect(d < depth[p], 1) || (kTie && d == depth[p] && id < tri_id[p])) {
-        double w[3];
-        weights_at(s, e, w);
-        depth[p] = d;
-        tri_id[p] = id;
-        float* b = bary + 3 * p;
-        b[0] = float(w[0]);
-        b[1] = float(w[1]);
-        b[2] = float(w[2]);
-      }
+      depth_test_and_store<kTie>(s, e, p, id, tri_id, depth, bary);
     }
   }
 
